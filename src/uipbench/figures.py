@@ -1,0 +1,169 @@
+"""Writing figures, tidy data and metrics so that reruns are byte-stable.
+
+Every chapter writes, under :func:`uipbench.paths.figures_dir`, files that share the figure's stem:
+
+* ``<stem>.png`` and ``<stem>.svg`` (fixed metadata and SVG hash salt: identical inputs give identical bytes),
+* ``<stem>.csv``: the tidy data behind the figure (rows sorted, floats with a fixed repr),
+* ``<chapter>_metrics.json``: the numbers the chapter reports (sorted keys, rounded floats).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+
+from . import paths
+
+#: significant digits kept in metrics JSON and CSV floats: enough for any reported number, few enough that
+#: last-bit noise of BLAS/threads does not change the committed bytes
+SIG_DIGITS = 6
+
+mpl.rcParams["svg.hashsalt"] = "uipbench"  # deterministic SVG element ids
+mpl.rcParams["svg.fonttype"] = "none"  # text stays text in the SVG (smaller, diffable)
+mpl.rcParams["savefig.dpi"] = 150
+mpl.rcParams["figure.dpi"] = 100
+
+_PNG_METADATA = {"Software": None}
+_SVG_METADATA = {"Date": None, "Creator": None}
+
+
+def out_dir() -> Path:
+    d = paths.figures_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def save_figure(fig, stem: str) -> list[Path]:
+    """Write ``fig`` as ``<stem>.png`` and ``<stem>.svg`` (vector copy) with fixed metadata."""
+    d = out_dir()
+    png, svg = d / f"{stem}.png", d / f"{stem}.svg"
+    fig.savefig(png, metadata=_PNG_METADATA, bbox_inches="tight")
+    fig.savefig(svg, metadata=_SVG_METADATA, bbox_inches="tight")
+    return [png, svg]
+
+
+def _round(x: float, digits: int = SIG_DIGITS) -> float:
+    if x == 0 or not math.isfinite(x):
+        return x
+    return float(f"{x:.{digits}g}")
+
+
+def _clean(obj: Any) -> Any:
+    """Make ``obj`` JSON-serialisable with rounded floats (NaN/inf -> None, numpy -> python)."""
+    if isinstance(obj, Mapping):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [_clean(v) for v in obj.tolist()]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        x = float(obj)
+        return _round(x) if math.isfinite(x) else None
+    return obj
+
+
+def save_metrics(chapter: str, metrics: Mapping[str, Any]) -> Path:
+    """Write ``<chapter>_metrics.json`` (sorted keys, floats to :data:`SIG_DIGITS` significant digits)."""
+    path = out_dir() / f"{chapter}_metrics.json"
+    path.write_text(json.dumps(_clean(metrics), indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def load_metrics(chapter: str, directory: Path | None = None) -> dict:
+    d = Path(directory) if directory is not None else paths.figures_dir()
+    return json.loads((d / f"{chapter}_metrics.json").read_text())
+
+
+def save_table(df: pd.DataFrame, stem: str, sort_by: list[str] | None = None) -> Path:
+    """Write the tidy data behind a figure as ``<stem>.csv``, rows sorted (all columns by default)."""
+    out = df.copy()
+    keys = sort_by if sort_by is not None else list(out.columns)
+    out = out.sort_values(keys, kind="stable").reset_index(drop=True)
+    for col in out.columns:
+        if pd.api.types.is_float_dtype(out[col]):
+            out[col] = out[col].map(lambda v: _round(v) if pd.notna(v) else v)
+    path = out_dir() / f"{stem}.csv"
+    out.to_csv(path, index=False, lineterminator="\n")
+    return path
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# periodic table heatmap (used by the datasets and the transfer chapters)
+
+_PT_ROWS = [
+    "H . . . . . . . . . . . . . . . . He",
+    "Li Be . . . . . . . . . . B C N O F Ne",
+    "Na Mg . . . . . . . . . . Al Si P S Cl Ar",
+    "K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge As Se Br Kr",
+    "Rb Sr Y Zr Nb Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te I Xe",
+    "Cs Ba La Hf Ta W Re Os Ir Pt Au Hg Tl Pb Bi Po At Rn",
+    "Fr Ra Ac Rf Db Sg Bh Hs Mt Ds Rg Cn Nh Fl Mc Lv Ts Og",
+    ". . . Ce Pr Nd Pm Sm Eu Gd Tb Dy Ho Er Tm Yb Lu . .",
+    ". . . Th Pa U Np Pu Am Cm Bk Cf Es Fm Md No Lr . .",
+]
+
+
+def periodic_table_positions() -> dict[str, tuple[int, int]]:
+    """Element -> (row, column) of the 18-column table, lanthanides/actinides in two rows below (gap row 7)."""
+    pos = {}
+    for r, line in enumerate(_PT_ROWS):
+        row = r if r < 7 else r + 0.5
+        for c, sym in enumerate(line.split()):
+            if sym != ".":
+                pos[sym] = (row, c)
+    return pos
+
+
+def periodic_table_heatmap(values: Mapping[str, float], ax=None, cmap: str = "viridis", label: str = "",
+                           fmt: str = "{:.0f}", vmin: float | None = None, vmax: float | None = None,
+                           center: float | None = None):
+    """Draw ``values`` (element -> number) on a periodic table; elements without a value are grey outlines.
+
+    ``center`` makes a diverging colour scale symmetric around that value (e.g. 0 for energy shifts).
+    Returns the axes.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import Normalize, TwoSlopeNorm
+    from matplotlib.patches import Rectangle
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 5.4))
+    finite = [v for v in values.values() if v is not None and np.isfinite(v)]
+    lo = vmin if vmin is not None else (min(finite) if finite else 0.0)
+    hi = vmax if vmax is not None else (max(finite) if finite else 1.0)
+    if center is not None:
+        span = max(abs(lo - center), abs(hi - center)) or 1.0
+        norm = TwoSlopeNorm(vcenter=center, vmin=center - span, vmax=center + span)
+    else:
+        norm = Normalize(vmin=lo, vmax=hi if hi > lo else lo + 1)
+    cm = plt.get_cmap(cmap)
+    for sym, (r, c) in periodic_table_positions().items():
+        v = values.get(sym)
+        has = v is not None and np.isfinite(v)
+        face = cm(norm(v)) if has else (0.95, 0.95, 0.95, 1)
+        ax.add_patch(Rectangle((c, -r), 0.95, 0.95, facecolor=face, edgecolor="0.6", lw=0.5))
+        txt_color = "black"
+        if has:
+            rgb = np.array(face[:3])
+            txt_color = "white" if rgb @ [0.299, 0.587, 0.114] < 0.5 else "black"
+        ax.text(c + 0.475, -r + 0.62, sym, ha="center", va="center", fontsize=7, color=txt_color)
+        if has:
+            ax.text(c + 0.475, -r + 0.25, fmt.format(v), ha="center", va="center", fontsize=5, color=txt_color)
+    ax.set_xlim(-0.2, 18.2)
+    ax.set_ylim(-9.6, 1.1)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    sm = plt.cm.ScalarMappable(norm=norm, cmap=cm)
+    cb = ax.figure.colorbar(sm, ax=ax, orientation="horizontal", fraction=0.04, pad=0.02, shrink=0.6)
+    cb.set_label(label)
+    return ax

@@ -1,0 +1,49 @@
+"""Every path the project uses, in one place (showyourwork style).
+
+Directories that a user may want elsewhere come from environment variables:
+
+``UIPBENCH_DATA``     where registered datasets live (default: a user cache dir). CI points it to ``../shared/data``.
+``UIPBENCH_RESULTS``  the result store and other expensive, resumable outputs (default: ``<repo>/results``).
+``UIPBENCH_FIGURES``  where notebooks write figures, tidy CSVs and metrics JSON (default: ``<repo>/figures``).
+``UIPBENCH_BUILD``    executed notebooks (default: ``<repo>/_build/notebooks``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+PACKAGE = Path(__file__).resolve().parent
+#: repository root (src layout: <root>/src/uipbench); for a non-editable install this is site-packages' parent
+ROOT = PACKAGE.parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+PROFILES = ROOT / "profiles.yaml"
+REGISTRY_DIR = PACKAGE / "registry"
+PROJECT_DATA = ROOT / "data"  # the project's own (committed) data, e.g. the GPAW datasets
+
+
+def _env_path(var: str, default: Path) -> Path:
+    value = os.environ.get(var)
+    return Path(value).expanduser().resolve() if value else default
+
+
+def data_dir() -> Path:
+    """Directory with the registered datasets (``UIPBENCH_DATA``), read at call time so tests can change it."""
+    return _env_path("UIPBENCH_DATA", Path(platformdirs.user_cache_dir("uipbench")) / "data")
+
+
+def results_dir() -> Path:
+    """Directory of the result store and other resumable outputs (``UIPBENCH_RESULTS``)."""
+    return _env_path("UIPBENCH_RESULTS", ROOT / "results")
+
+
+def figures_dir() -> Path:
+    """Directory where notebooks write figures, tidy data and metrics (``UIPBENCH_FIGURES``)."""
+    return _env_path("UIPBENCH_FIGURES", ROOT / "figures")
+
+
+def build_dir() -> Path:
+    """Directory of executed notebooks (``UIPBENCH_BUILD``)."""
+    return _env_path("UIPBENCH_BUILD", ROOT / "_build" / "notebooks")
