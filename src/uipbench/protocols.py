@@ -1,0 +1,310 @@
+"""Surface-energy protocols, run as engine tasks into the result store.
+
+* ``static``: single points on the DFT geometries, gamma = (E_slab - N eps_OUC) / (2A), both energies from the
+  model (the OUC is the slab's oriented bulk cell, :func:`uipbench.surfaces.oriented_bulk_cell`).
+* ``relaxed``: the OUC relaxed with the model (positions and cell, ``FrechetCellFilter``); the slab mapped onto the
+  model's lattice by the same affine strain (applied to its cell and atoms), then its positions relaxed with the
+  cell fixed (FIRE, ``fmax`` eV/Å, ``max_steps``). Bulk and slab share the model's lattice: a DFT slab cell against
+  a model-relaxed bulk would add a strain error that is not the model's surface error. Non-convergence and
+  exploding energies are failures with their reason.
+
+Every (model, weights checksum, slab, OUC, protocol, settings) evaluation is one :class:`~uipbench.engine.Task`
+whose key hashes all of them; :func:`run_surfaces` sends them through :func:`uipbench.engine.run_tasks`, so a
+rerun only computes what is missing, on any backend. The slab references (OUC derivation + Materials Project match,
+about 0.07 s per slab) are persisted the same way (:func:`references`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from ase import Atoms
+
+from . import engine, surfaces
+from .store import ResultStore, make_key, structure_hash
+
+PROTOCOLS = ("static", "relaxed")
+#: bump when the evaluation code changes in a way that changes numbers (invalidates stored results)
+PROTOCOL_VERSION = 1
+REFERENCE_VERSION = 1
+
+DEFAULT_SETTINGS: dict[str, dict] = {
+    "static": {},
+    "relaxed": {"fmax_ev_per_a": 0.05, "max_steps_bulk": 300, "max_steps_slab": 500, "optimizer": "FIRE"},
+}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# (de)serialising structures for task arguments and stored payloads
+
+
+def atoms_to_dict(atoms: Atoms) -> dict:
+    return {"numbers": atoms.numbers.tolist(), "positions": atoms.positions.tolist(),
+            "cell": np.asarray(atoms.cell[:]).tolist()}
+
+
+def atoms_from_dict(d: dict) -> Atoms:
+    return Atoms(numbers=d["numbers"], positions=d["positions"], cell=d["cell"], pbc=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# slab references (OUC + MP match), persisted
+
+
+_MP_REFS: dict | None = None
+
+
+def _mp_refs() -> dict:
+    global _MP_REFS
+    if _MP_REFS is None:
+        from . import datasets
+
+        _MP_REFS = datasets.load("mp-pbe-element-refs")
+    return _MP_REFS
+
+
+def _reference_task(args: dict) -> dict:
+    slab = atoms_from_dict(args["slab"])
+    ouc, why = surfaces.oriented_bulk_cell(slab)
+    out: dict[str, Any] = {"ouc_found": ouc is not None, "ouc_reason": why}
+    if ouc is None:
+        return out
+    out.update(ouc=atoms_to_dict(ouc), ouc_tol=ouc.info.get("ouc_tol"))
+    m = surfaces.match_mp_bulk(ouc, _mp_refs().get(args["element"], []))
+    out.update({k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in m.items()})
+    return out
+
+
+def references(slabs: pd.DataFrame, store: ResultStore, backend: str = "serial", n_workers: int = 1,
+               scheduler=None, progress: bool = True) -> pd.DataFrame:
+    """Per-slab bulk references (OUC, MP match, DFT eps_bulk, reconstructed DFT slab energy), from the store.
+
+    Same columns as :func:`uipbench.surfaces.bulk_references` (``ouc`` holds the Atoms or None); ``reason`` says
+    why a slab has no DFT reference.
+    """
+    tasks, keys = [], []
+    for _, r in slabs.iterrows():
+        if r["atoms"] is None:
+            keys.append(None)
+            continue
+        key = make_key(kind="surface-reference", slab=structure_hash(r["atoms"]), element=r["element"],
+                       version=REFERENCE_VERSION)
+        keys.append(key)
+        tasks.append(engine.Task(key=key, kind="surface-reference", model="", item=r["id"],
+                                 args={"slab": atoms_to_dict(r["atoms"]), "element": r["element"]}))
+    engine.run_tasks(_reference_task, tasks, store, backend=backend, n_workers=n_workers, scheduler=scheduler,
+                     desc="OUC + MP match", progress=progress)
+    rows = []
+    for (_, r), key in zip(slabs.iterrows(), keys, strict=True):
+        row = dict(id=r["id"], element=r["element"], miller=r["miller"], n_atoms=r["n_atoms"], area_a2=r["area_a2"],
+                   gamma_dft_j_per_m2=r["gamma_j_per_m2"], gamma_dft_ev_per_a2=r["gamma_ev_per_a2"], ouc=None,
+                   ouc_found=False, n_ouc=0, ouc_tol=np.nan, matched=False, mp_ref_index=-1,
+                   eps_dft_ev_per_atom=np.nan, match_rms=np.nan, volume_ratio=np.nan, reason="")
+        rec = store.get(key, with_array=False) if key else None
+        if key is None:
+            row["reason"] = f"unreadable CIF: {r['parse_error']}"
+        elif rec is None or not rec.ok:
+            row["reason"] = f"reference evaluation failed: {rec.error if rec else 'not computed'}"
+        else:
+            p = rec.payload
+            if not p["ouc_found"]:
+                row["reason"] = f"no OUC: {p['ouc_reason']}"
+            else:
+                ouc = atoms_from_dict(p["ouc"])
+                row.update(ouc=ouc, ouc_found=True, n_ouc=len(ouc), ouc_tol=p.get("ouc_tol") or np.nan,
+                           matched=bool(p["matched"]), mp_ref_index=p["mp_ref_index"],
+                           eps_dft_ev_per_atom=p["eps_dft_ev_per_atom"] if p["matched"] else np.nan,
+                           match_rms=p["match_rms"] if p["matched"] else np.nan,
+                           volume_ratio=p["volume_ratio"] if p["matched"] else np.nan)
+                if not p["matched"]:
+                    row["reason"] = f"no MP match: {p['reason']}"
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    out["ouc_volume_a3_per_atom"] = [o.get_volume() / len(o) if o is not None else np.nan for o in out["ouc"]]
+    # reconstructed DFT slab energy (the data set has gamma, not slab total energies): E = 2 A gamma + N eps_bulk
+    out["e_slab_dft_ev"] = 2 * out["area_a2"] * out["gamma_dft_ev_per_a2"] + out["n_atoms"] * out["eps_dft_ev_per_atom"]
+    out["e_slab_dft_ev_per_atom"] = out["e_slab_dft_ev"] / out["n_atoms"]
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# model evaluations
+
+
+def evaluate(args: dict) -> dict:
+    """One surface evaluation (engine task function): dispatches on ``args["protocol"]``."""
+    from .models import load_model
+
+    model = load_model(args["model"], args.get("model_path"))
+    slab, ouc = atoms_from_dict(args["slab"]), atoms_from_dict(args["ouc"])
+    if args["protocol"] == "static":
+        return _static(model, slab, ouc)
+    if args["protocol"] == "relaxed":
+        return _relaxed(model, slab, ouc, {**DEFAULT_SETTINGS["relaxed"], **args.get("settings", {})})
+    raise ValueError(f"unknown protocol {args['protocol']!r}; choose one of {PROTOCOLS}")
+
+
+def _check_energy(e: float, what: str) -> None:
+    if not np.isfinite(e):
+        raise FloatingPointError(f"non-finite {what} energy ({e})")
+
+
+def _static(model, slab: Atoms, ouc: Atoms) -> dict:
+    t0 = time.perf_counter()
+    e_ouc = model.energy(ouc)
+    e_slab = model.energy(slab)
+    model_seconds = time.perf_counter() - t0
+    _check_energy(e_ouc, "bulk")
+    _check_energy(e_slab, "slab")
+    eps = e_ouc / len(ouc)
+    area = surfaces.slab_area(slab)
+    gamma = surfaces.surface_energy(e_slab, len(slab), eps, area)
+    return {"eps_bulk_ev_per_atom": eps, "e_slab_ev": e_slab, "n_atoms": len(slab), "area_a2": area,
+            "gamma_ev_per_a2": gamma, "gamma_j_per_m2": gamma * surfaces.EV_PER_A2_TO_J_PER_M2,
+            "model_seconds": model_seconds}
+
+
+def _relaxed(model, slab: Atoms, ouc: Atoms, settings: dict) -> dict:
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import FIRE
+
+    fmax = settings["fmax_ev_per_a"]
+    t0 = time.perf_counter()
+    bulk = ouc.copy()
+    bulk.calc = model.calc
+    opt = FIRE(FrechetCellFilter(bulk), logfile=None)
+    bulk_ok = opt.run(fmax=fmax, steps=settings["max_steps_bulk"])
+    bulk_steps = opt.get_number_of_steps()
+    if not bulk_ok:
+        raise RuntimeError(f"bulk relaxation not converged to {fmax} eV/Å in {bulk_steps} steps")
+    e_bulk = bulk.get_potential_energy()
+    _check_energy(e_bulk, "bulk")
+    eps = e_bulk / len(bulk)
+    # the affine map of the OUC's relaxation, applied to the slab (cell and atoms: fractional coordinates kept)
+    strain = np.linalg.solve(np.asarray(ouc.cell[:]), np.asarray(bulk.cell[:]))
+    s = slab.copy()
+    s.set_cell(np.asarray(slab.cell[:]) @ strain, scale_atoms=True)
+    s.calc = model.calc
+    e_start = s.get_potential_energy()
+    opt = FIRE(s, logfile=None)
+    slab_ok = opt.run(fmax=fmax, steps=settings["max_steps_slab"])
+    slab_steps = opt.get_number_of_steps()
+    if not slab_ok:
+        raise RuntimeError(f"slab relaxation not converged to {fmax} eV/Å in {slab_steps} steps")
+    e_slab = s.get_potential_energy()
+    model_seconds = time.perf_counter() - t0
+    _check_energy(e_slab, "slab")
+    area = surfaces.slab_area(s)
+    gamma = surfaces.surface_energy(e_slab, len(s), eps, area)
+    if e_slab / len(s) < eps - 0.5 or gamma * surfaces.EV_PER_A2_TO_J_PER_M2 < -0.5:
+        raise FloatingPointError(f"exploding slab energy: {e_slab / len(s):.3f} eV/atom vs bulk {eps:.3f} eV/atom "
+                                 f"(gamma {gamma * surfaces.EV_PER_A2_TO_J_PER_M2:.2f} J/m^2)")
+    lin = np.abs(np.linalg.eigvals(strain) - 1).max()
+    return {"eps_bulk_ev_per_atom": eps, "e_slab_ev": e_slab, "e_slab_unrelaxed_ev": e_start, "n_atoms": len(s),
+            "area_a2": area, "gamma_ev_per_a2": gamma, "gamma_j_per_m2": gamma * surfaces.EV_PER_A2_TO_J_PER_M2,
+            "bulk_steps": bulk_steps, "slab_steps": slab_steps, "max_strain": float(lin),
+            "volume_change": float(np.linalg.det(strain) - 1), "model_seconds": model_seconds}
+
+
+def surface_tasks(refs: pd.DataFrame, slabs: pd.DataFrame, model: str, protocol: str,
+                  settings: dict | None = None, model_path: str | None = None) -> tuple[list[engine.Task], pd.Series]:
+    """Tasks for every slab with an OUC; returns (tasks, key per slab id: None where the slab cannot be evaluated)."""
+    from .models import weights_checksum
+
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
+    settings = {**DEFAULT_SETTINGS[protocol], **(settings or {})}
+    checksum = weights_checksum(model, model_path)
+    atoms_by_id = dict(zip(slabs["id"], slabs["atoms"], strict=True))
+    tasks, keys = [], {}
+    for _, r in refs.iterrows():
+        slab = atoms_by_id[r["id"]]
+        if r["ouc"] is None or slab is None:
+            keys[r["id"]] = None
+            continue
+        key = make_key(kind=f"surface-{protocol}", model=model, weights=checksum, slab=structure_hash(slab),
+                       ouc=structure_hash(r["ouc"]), settings=settings, version=PROTOCOL_VERSION)
+        keys[r["id"]] = key
+        tasks.append(engine.Task(key=key, kind=f"surface-{protocol}", model=model, item=r["id"],
+                                 args={"model": model, "model_path": model_path, "protocol": protocol,
+                                       "settings": settings, "slab": atoms_to_dict(slab),
+                                       "ouc": atoms_to_dict(r["ouc"])}))
+    return tasks, pd.Series(keys, name="key")
+
+
+def run_surfaces(refs: pd.DataFrame, slabs: pd.DataFrame, model: str, protocol: str, store: ResultStore,
+                 backend: str = "serial", n_workers: int = 1, scheduler=None, settings: dict | None = None,
+                 model_path: str | None = None, progress: bool = True) -> tuple[engine.RunSummary, pd.Series]:
+    """Evaluate ``model`` with ``protocol`` on every slab of ``refs`` that has an OUC (stored; resumable)."""
+    tasks, keys = surface_tasks(refs, slabs, model, protocol, settings, model_path)
+    summary = engine.run_tasks(evaluate, tasks, store, backend=backend, n_workers=n_workers, scheduler=scheduler,
+                               desc=f"{model} {protocol}", progress=progress)
+    return summary, keys
+
+
+def results_table(refs: pd.DataFrame, store: ResultStore, keys_by_run: dict[tuple[str, str], pd.Series]
+                  ) -> pd.DataFrame:
+    """Per-slab results, one row per (slab, model, protocol): DFT and model gamma, bulk and slab energies, status.
+
+    ``status``: ``ok``, ``failed`` (evaluation error, ``reason`` says which) or ``not evaluated`` (no OUC, ...).
+    ``error_j_per_m2`` = model - DFT. Slab energies per atom from DFT are *reconstructed*
+    (E = 2 A gamma + N eps_bulk, eps_bulk of the matched MP polymorph).
+    """
+    rows = []
+    for (model, protocol), keys in keys_by_run.items():
+        recs = {}
+        for k in keys.dropna():
+            if not isinstance(k, str):
+                continue
+            rec = store.get(k, with_array=False)
+            if rec is not None:
+                recs[k] = rec
+        for _, r in refs.iterrows():
+            key = keys.get(r["id"])
+            key = key if isinstance(key, str) else None  # pandas may turn None into NaN
+            row = dict(id=r["id"], element=r["element"], miller=r["miller"], model=model, protocol=protocol,
+                       n_atoms=r["n_atoms"], gamma_dft_j_per_m2=r["gamma_dft_j_per_m2"],
+                       eps_dft_ev_per_atom=r["eps_dft_ev_per_atom"],
+                       e_slab_dft_ev_per_atom=r["e_slab_dft_ev_per_atom"], gamma_model_j_per_m2=np.nan,
+                       eps_model_ev_per_atom=np.nan, e_slab_model_ev_per_atom=np.nan, model_seconds=np.nan,
+                       status="not evaluated", reason=r["reason"] if key is None else "")
+            rec = recs.get(key) if key is not None else None
+            if key is not None and rec is None:
+                row["reason"] = "not computed yet"
+            elif rec is not None and not rec.ok:
+                row.update(status="failed", reason=rec.error)
+            elif rec is not None:
+                p = rec.payload
+                row.update(status="ok", gamma_model_j_per_m2=p["gamma_j_per_m2"],
+                           eps_model_ev_per_atom=p["eps_bulk_ev_per_atom"],
+                           e_slab_model_ev_per_atom=p["e_slab_ev"] / p["n_atoms"], model_seconds=p["model_seconds"])
+                if not r["matched"]:
+                    row["reason"] = r["reason"]  # model gamma exists, DFT bulk energy does not
+            rows.append(row)
+    out = pd.DataFrame(rows)
+    out["error_j_per_m2"] = out["gamma_model_j_per_m2"] - out["gamma_dft_j_per_m2"]
+    out["abs_error_j_per_m2"] = out["error_j_per_m2"].abs()
+    out["bulk_error_ev_per_atom"] = out["eps_model_ev_per_atom"] - out["eps_dft_ev_per_atom"]
+    out["slab_error_ev_per_atom"] = out["e_slab_model_ev_per_atom"] - out["e_slab_dft_ev_per_atom"]
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# subsets
+
+
+def stratified_subset(refs: pd.DataFrame, per_element: int, seed: int = 0, require_ouc: bool = True) -> list[str]:
+    """Ids of up to ``per_element`` slabs of every element (lowest Miller-index sum first, ties seeded-random).
+
+    Low-index facets first: the quick profile then shows every element's most common facets.
+    """
+    df = refs[refs["ouc_found"]] if require_ouc else refs
+    rng = np.random.default_rng(seed)
+    df = df.assign(_order=[sum(abs(int(c)) for c in surfaces.parse_miller(m)) for m in df["miller"]],
+                   _tie=rng.random(len(df)))
+    picked = (df.sort_values(["element", "_order", "_tie"], kind="stable").groupby("element", sort=True)
+              .head(per_element))
+    return sorted(picked["id"].tolist(), key=lambda i: surfaces.parse_surface_id(i).index)

@@ -1,0 +1,179 @@
+"""Tests of the GPAW reference generator (uipbench.dft).
+
+Structure generation, slab geometry and the γ formula run everywhere. The DFT tests need GPAW (optional extra,
+``scripts/install_gpaw.sh``) and skip with the reason otherwise; they use CHEAP_SETTINGS (not converged, seconds
+per calculation) because they check consistency (forces = -dE/dx, resume, export), not physical accuracy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from uipbench import dft
+from uipbench.store import ResultStore
+
+GPAW_OK, GPAW_WHY = dft.gpaw_available()
+needs_gpaw = pytest.mark.skipif(not GPAW_OK, reason=GPAW_WHY or "GPAW missing")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# structure generation (no GPAW needed)
+
+
+def test_pair_structures_deterministic_and_seeded():
+    a, _ = dft.pair_structures(["Cu", "Na", "Cl"], ["ref", "rocksalt"], n_per_prototype=2, seed=7)
+    b, _ = dft.pair_structures(["Cu", "Na", "Cl"], ["ref", "rocksalt"], n_per_prototype=2, seed=7)
+    c, _ = dft.pair_structures(["Cu", "Na", "Cl"], ["ref", "rocksalt"], n_per_prototype=2, seed=8)
+    assert [s.id for s in a] == [s.id for s in b]
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x.atoms.positions, y.atoms.positions)
+        np.testing.assert_array_equal(x.atoms.cell[:], y.atoms.cell[:])
+    assert not np.allclose(a[0].atoms.cell[:], c[0].atoms.cell[:])
+    # each structure has its own random stream: adding elements/prototypes leaves existing structures unchanged
+    d, _ = dft.pair_structures(["Cu", "Na", "Cl", "Al", "Mg", "O"], ["ref", "rocksalt", "fcc"], 2, seed=7)
+    by_id = {s.id: s for s in d}
+    for s in a:
+        np.testing.assert_array_equal(s.atoms.positions, by_id[s.id].atoms.positions)
+
+
+def test_pair_structures_strain_rattle_bounds_and_skips():
+    structs, skipped = dft.pair_structures(["Cu", "Na", "O", "Mg"], ["ref", "rocksalt", "fluorite"], 4, seed=0)
+    assert "O-ref" in skipped and "no simple reference" in skipped["O-ref"]  # recorded, not silently dropped
+    assert {s.prototype for s in structs} == {"ref", "rocksalt"}  # no default fluorite among Cu, Na, O, Mg
+    for s in structs:
+        eps = np.array(s.atoms.info["strain_voigt"])
+        assert np.all(np.abs(eps) <= 0.05 + 1e-12)
+        sigma = s.atoms.info["rattle_sigma_a"]
+        assert sigma == 0.0 if len(s.atoms) == 1 else 0.02 <= sigma <= 0.1
+        assert 1 <= len(s.atoms) <= 8
+    # cheapest first
+    assert [len(s.atoms) for s in structs] == sorted(len(s.atoms) for s in structs)
+
+
+def test_prototypes_have_expected_stoichiometry_and_distances():
+    from ase.neighborlist import neighbor_list
+
+    expect = {("rocksalt", ("Na", "Cl")): "ClNa", ("cesiumchloride", ("Ni", "Al")): "AlNi",
+              ("zincblende", ("Ga", "As")): "AsGa", ("wurtzite", ("Zn", "O")): "O2Zn2",
+              ("fluorite", ("Ca", "F")): "CaF2", ("fluorite", ("Li", "O")): "Li2O", ("L1_2", ("Cu", "Au")): "AuCu3"}
+    for (proto, species), formula in expect.items():
+        at = dft.build_prototype(proto, species)
+        assert at.get_chemical_formula(mode="hill") == formula, proto
+        d = neighbor_list("d", at, 5.0).min()
+        assert np.isclose(d, dft._radius(species[0]) + dft._radius(species[1]), atol=0.02), (proto, d)
+    cu = dft.build_prototype("ref", ["Cu"])
+    assert np.isclose(cu.cell.cellpar()[0], 3.61 / np.sqrt(2), atol=1e-6)  # experimental fcc reference
+
+
+def test_kpt_mesh_and_2d_reduction():
+    from ase.build import bulk, fcc111
+
+    cu = bulk("Cu", "fcc", a=3.6)
+    assert dft.kpt_mesh(cu, 3.5) == [11, 11, 11]
+    slab = fcc111("Cu", (1, 1, 3), a=3.6, vacuum=6.0)
+    assert dft.kpt_mesh(slab, 3.5)[2] == 1  # non-periodic direction
+    t = dft._reduce_2d(np.array([[2.5, 0, 0], [7.5, 2.5, 0]]))
+    assert round(np.linalg.det(t)) == 1
+    v = t @ np.array([[2.5, 0, 0], [7.5, 2.5, 0]])
+    assert np.allclose(sorted(np.linalg.norm(v, axis=1)), [2.5, 2.5])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# slabs and γ
+
+
+def test_gamma_formula_limits():
+    # a slab whose energy is N bulk atoms has no surface energy; γ is linear in the excess energy
+    assert dft.gamma_j_per_m2(-12.0, 6, -2.0, 5.0) == 0.0
+    g1 = dft.gamma_j_per_m2(-11.0, 6, -2.0, 5.0)
+    assert np.isclose(g1, 1.0 / (2 * 5.0) * dft.EV_PER_A2_TO_J_PER_M2)
+    assert np.isclose(dft.gamma_j_per_m2(-10.0, 6, -2.0, 5.0), 2 * g1)
+    assert np.isclose(dft.gamma_j_per_m2(-10.0, 6, -2.0, 10.0), g1)  # doubling the area halves γ
+    # adding a bulk layer (n atoms of bulk energy) leaves γ unchanged
+    assert np.isclose(dft.gamma_j_per_m2(-11.0 - 2 * 3, 9, -2.0, 5.0), g1)
+
+
+@pytest.mark.parametrize("hkl,layers,area_factor", [((1, 1, 1), 6, np.sqrt(3) / 4), ((1, 0, 0), 6, 0.5),
+                                                    ((1, 1, 0), 8, np.sqrt(2) / 2)])
+def test_build_slab_geometry(hkl, layers, area_factor):
+    a0 = 3.63
+    s_spec, b_spec, info = dft.surface_specs("Cu", hkl, a0, dft.DEFAULT_SETTINGS)
+    slab, bulk = s_spec.atoms, b_spec.atoms
+    assert info["n_layers"] == layers and len(slab) == layers  # 1x1: one atom per layer
+    assert np.isclose(info["area_a2"], area_factor * a0**2)  # primitive surface cell of fcc (hkl)
+    np.testing.assert_allclose(slab.cell[:2], bulk.cell[:2], atol=1e-8)  # same in-plane lattice
+    assert info["bulk_c_orthogonal"]
+    assert np.allclose(bulk.cell[2][:2], 0, atol=1e-8) and np.allclose(slab.cell[2][:2], 0, atol=1e-8)
+    assert s_spec.kpts[:2] == b_spec.kpts[:2] and s_spec.kpts[2] == 1  # same in-plane k-mesh
+    assert np.isclose(len(bulk) * 0, 0) and np.isclose(abs(np.linalg.det(bulk.cell[:])) / len(bulk), a0**3 / 4)
+    z = np.sort(slab.positions[:, 2])
+    assert np.isclose(slab.cell[2, 2] - (z[-1] - z[0]), dft.DEFAULT_SETTINGS.vacuum_a)
+    # symmetric: the layer spacings read the same from both faces
+    gaps = np.diff(z)
+    np.testing.assert_allclose(gaps, gaps[::-1], atol=1e-6)
+
+
+def test_task_keys_depend_on_functional_settings_and_structure():
+    structs, _ = dft.pair_structures(["Al"], ["ref"], 2, seed=0)
+    t = dft.pair_tasks(structs, ("pbe", "r2scan"))
+    assert len({x.key for x in t}) == 4
+    t2 = dft.pair_tasks(structs, ("pbe", "r2scan"), dft.DEFAULT_SETTINGS.replace(ecut_ev=500.0))
+    assert not {x.key for x in t} & {x.key for x in t2}
+    assert [x.key for x in dft.pair_tasks(structs, ("pbe", "r2scan"))] == [x.key for x in t]  # stable
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# GPAW
+
+
+@needs_gpaw
+def test_generator_tiny_cell_resumes_and_exports(tmp_path):
+    """One 1-atom cell, both functionals, through the engine; a rerun computes nothing; export round-trips."""
+    from ase.io import read
+
+    store = ResultStore(tmp_path / "dft.sqlite")
+    kw = dict(elements=["Al"], prototypes=["ref"], n_per_prototype=1, settings=dft.CHEAP_SETTINGS, progress=False)
+    summary, skipped = dft.run_pairs(store, **kw)
+    assert summary.ok == 2 and summary.failed == 0, summary.failures
+    again, _ = dft.run_pairs(store, **kw)
+    assert again.skipped == 2 and again.ok == 0
+    m = dft.export(store, tmp_path, dft.CHEAP_SETTINGS)
+    assert m["counts"]["pairs_complete"] == 1
+    (frame,) = read(tmp_path / dft.PAIRS_FILE, index=":")
+    rec = store.frame(kind=dft.KIND_PAIRS)
+    e = dict(zip(rec["functional"], rec["energy_ev"]))
+    assert np.isclose(frame.info["energy_pbe_ev"], e["pbe"]) and np.isclose(frame.info["energy_r2scan_ev"], e["r2scan"])
+    assert frame.info["gpaw_version"] and frame.info["libxc_version"] and frame.info["ecut_ev"] == 250.0
+    assert frame.arrays["forces_r2scan_ev_per_a"].shape == (1, 3)
+    assert np.isfinite(frame.info["stress_r2scan_ev_per_a3"]).all() and len(frame.info["stress_pbe_ev_per_a3"]) == 6
+    # the functionals differ (GPAW's energies are relative to its reference atoms, so the shift is large)
+    assert abs(e["r2scan"] - e["pbe"]) > 0.1
+    # export is deterministic
+    text = (tmp_path / dft.PAIRS_FILE).read_text()
+    dft.export(store, tmp_path, dft.CHEAP_SETTINGS)
+    assert (tmp_path / dft.PAIRS_FILE).read_text() == text
+
+
+@needs_gpaw
+@pytest.mark.slow
+@pytest.mark.parametrize("functional", ["pbe", "r2scan"])
+def test_forces_equal_finite_differences(functional):
+    """F = -dE/dx for one rattled 2-atom cell (central difference, h = 0.01 Å)."""
+    from ase.build import bulk
+
+    at = bulk("Si", "diamond", a=5.45)
+    at.positions[1] += [0.07, -0.04, 0.05]
+    s = dft.CHEAP_SETTINGS
+    mesh = dft.kpt_mesh(at, s.kpt_density_per_inv_a)
+    f = np.array(dft.compute(dft.make_spec(at, functional, s, kpts=mesh, stress=False))["forces_ev_per_a"])
+    assert np.abs(f).max() > 0.1  # the rattle makes the force informative
+    np.testing.assert_allclose(f.sum(axis=0), 0.0, atol=2e-3)  # translation invariance
+    h, i, c = 0.01, 1, 0
+    energies = []
+    for sign in (1, -1):
+        d = at.copy()
+        d.positions[i, c] += sign * h
+        energies.append(dft.compute(dft.make_spec(d, functional, s, kpts=mesh, stress=False))["energy_ev"])
+    fd = -(energies[0] - energies[1]) / (2 * h)
+    assert abs(fd - f[i, c]) < 5e-3, (fd, f[i, c])
