@@ -171,7 +171,6 @@ fig, ax = plt.subplots(figsize=(7.2, 5.6))
 kernels.plot_kpca_map(ax, a.table, highlight=highlight, vmax=vmax, explained=a.kpca.explained_variance_ratio,
                       title=f"{main} features, REMatch (alpha={kernel_alpha}); colour: |gamma error| of "
                             f"{error_model} ({error_protocol})")
-ax.legend(title="bulk lattice", fontsize=8, loc="best")
 figures.save_figure(fig, "surfaces_fig2_kpca_map")
 plt.show()
 """),
@@ -187,14 +186,12 @@ fig, axes = plt.subplots(1, len(names), figsize=(4.6 * len(names), 4.2), squeeze
 for ax, name in zip(axes[0], names):
     r = results[name]
     kernels.plot_kpca_map(ax, r.table, highlight=highlight, vmax=vmax, explained=r.kpca.explained_variance_ratio,
-                          title=name, colorbar=name == names[-1])
+                          title=name, colorbar=name == names[-1], legend=name == names[0])
     f1, a1 = plt.subplots(figsize=(6, 4.8))
     kernels.plot_kpca_map(a1, r.table, highlight=highlight, vmax=vmax, explained=r.kpca.explained_variance_ratio,
                           title=f"{name}; colour: |gamma error| of {error_model}")
-    a1.legend(title="bulk lattice", fontsize=8)
     figures.save_figure(f1, f"surfaces_fig2_kpca_map_{name}")
     plt.close(f1)
-axes[0][0].legend(title="bulk lattice", fontsize=7)
 fig.tight_layout()
 figures.save_figure(fig, "surfaces_fig2_kpca_map_descriptors")
 plt.show()

@@ -114,6 +114,22 @@ def test_build_slab_geometry(hkl, layers, area_factor):
     np.testing.assert_allclose(gaps, gaps[::-1], atol=1e-6)
 
 
+def test_functionals_share_identical_settings():
+    structs, _ = dft.pair_structures(["Fe", "Na", "Cl"], ["ref", "rocksalt"], 1, seed=0)
+    tasks = dft.pair_tasks(structs, ("pbe", "r2scan"))
+    for pbe, r2 in zip(tasks[::2], tasks[1::2]):
+        assert pbe.args.functional == "pbe" and r2.args.functional == "r2scan"
+        assert pbe.args.settings == r2.args.settings and pbe.args.kpts == r2.args.kpts
+        assert pbe.args.atoms == r2.args.atoms
+    fe = next(t for t in tasks if t.item.startswith("Fe-"))
+    assert dft.initial_magmoms(fe.args.atoms, fe.args.settings) == [3.0]  # spin-polarised start for Fe
+    na = next(t for t in tasks if t.item.startswith("ClNa-") or t.item.startswith("NaCl-"))
+    assert not any(dft.initial_magmoms(na.args.atoms, na.args.settings))
+    # dataset 2 differs from dataset 1 only by its k-point density
+    diff = {k for k, v in dft.SURFACE_SETTINGS.as_dict().items() if dft.DEFAULT_SETTINGS.as_dict()[k] != v}
+    assert diff == {"kpt_density_per_inv_a"}
+
+
 def test_task_keys_depend_on_functional_settings_and_structure():
     structs, _ = dft.pair_structures(["Al"], ["ref"], 2, seed=0)
     t = dft.pair_tasks(structs, ("pbe", "r2scan"))

@@ -82,9 +82,11 @@ KIND_PAIRS, KIND_EOS, KIND_SLAB, KIND_BULK = "dft-pairs", "dft-eos", "dft-slab",
 class DFTSettings:
     """One set of numerical settings shared by every functional (so that E_r2SCAN - E_PBE is a clean difference).
 
-    The defaults are a throughput compromise chosen on this project's 2-core machine and checked for surface
-    energies in ``notebooks/20_dft_references`` (see :func:`convergence_tasks`): γ moves by less than ~0.02 J/m²
-    between these settings and 500 eV / 4.5 Å.
+    The values are a throughput compromise for a small shared machine, checked in
+    ``notebooks/20_dft_references`` (:data:`CONVERGENCE_VARIANTS`, :data:`PAIR_CONVERGENCE_VARIANTS`): on Cu(111),
+    400 -> 500 eV moves γ by 0.002 J/m², while k-point density 3.5 -> 4.5 Å moves it by 0.047 J/m², hence
+    :data:`SURFACE_SETTINGS` (4.5 Å) for dataset 2. Every field enters the result-store key: changing one (or
+    adding a field) starts a new, separate set of results.
     """
 
     ecut_ev: float = 400.0  #: plane-wave cutoff
@@ -116,6 +118,10 @@ class DFTSettings:
 
 
 DEFAULT_SETTINGS = DFTSettings()
+#: dataset 2 (surfaces, PBE) and its E-V curves: the same settings with denser k-points, because γ of 1x1 slabs
+#: converges slowly with k (Cu(111): -0.047 J/m² from 3.5 to 4.5 Å, 0.002 J/m² from 400 to 500 eV; see
+#: CONVERGENCE_VARIANTS and data/dft/convergence_cu_gamma.csv)
+SURFACE_SETTINGS = DEFAULT_SETTINGS.replace(kpt_density_per_inv_a=4.5)
 #: settings for tests and CI smoke runs (seconds per calculation; not converged)
 CHEAP_SETTINGS = DFTSettings(ecut_ev=250.0, kpt_density_per_inv_a=1.5, conv_energy_ev_per_electron=1e-6,
                              conv_density=1e-6, smearing_width_ev=0.2)
@@ -333,7 +339,7 @@ SURFACE_ELEMENTS = ("Cu", "Ag", "Au", "Pt", "Pd", "Ni", "Al", "Rh")
 SURFACE_FACETS = ((1, 1, 1), (1, 0, 0), (1, 1, 0))
 EOS_ELEMENTS = ("Cu", "Al", "Si")
 #: lattice-constant scale factors of the E-V curves (around the experimental a; PBE is ~1-2 % larger)
-EOS_SCALES = (0.98, 0.99, 1.0, 1.01, 1.02, 1.03, 1.04)
+EOS_SCALES = (0.98, 0.995, 1.01, 1.025, 1.04)
 
 
 def _reference_nn_distance(symbol: str) -> tuple[str | None, float]:
@@ -511,7 +517,7 @@ def eos_structures(element: str, scales: Sequence[float] = EOS_SCALES) -> list[t
     return [(float(s), bulk(element, a=ref["a"] * s)) for s in scales]
 
 
-def eos_tasks(elements: Iterable[str], settings: DFTSettings = DEFAULT_SETTINGS,
+def eos_tasks(elements: Iterable[str], settings: DFTSettings = SURFACE_SETTINGS,
               scales: Sequence[float] = EOS_SCALES) -> list[Task]:
     """PBE single points along the E-V curve; the k-mesh is fixed at the experimental volume for the whole curve
     (a mesh that changed with volume would put steps into E(V))."""
@@ -540,7 +546,7 @@ def fit_eos(volumes_a3: Sequence[float], energies_ev: Sequence[float]) -> dict:
     return {"v0_a3": float(v0), "e0_ev": float(e0), "b_gpa": float(b / GPa)}
 
 
-def eos_results(store: ResultStore, settings: DFTSettings = DEFAULT_SETTINGS,
+def eos_results(store: ResultStore, settings: DFTSettings = SURFACE_SETTINGS,
                 elements: Iterable[str] | None = None) -> dict[str, dict]:
     """element -> fit (a0_a, v0_a3_per_atom, e0_ev_per_atom, b_gpa, n_points) from stored E-V points of
     ``settings``; {'error': reason} for an element whose points are incomplete or whose fit failed."""
@@ -624,7 +630,7 @@ def _reduce_2d(ab: np.ndarray) -> np.ndarray:
     return t
 
 
-def build_slab(element: str, hkl: Sequence[int], a0: float, settings: DFTSettings = DEFAULT_SETTINGS):
+def build_slab(element: str, hkl: Sequence[int], a0: float, settings: DFTSettings = SURFACE_SETTINGS):
     """Static symmetric 1x1 slab of fcc ``element`` (pymatgen SlabGenerator, bulk-terminated at lattice constant
     ``a0``) and its oriented bulk cell (same in-plane lattice, c ⟂ surface). Returns (slab, bulk, info) as ASE
     Atoms; the slab's c is perpendicular to the surface with ``settings.vacuum_a`` of vacuum."""
@@ -681,7 +687,7 @@ def build_slab(element: str, hkl: Sequence[int], a0: float, settings: DFTSetting
     return slab_atoms, bulk_atoms, info
 
 
-def surface_specs(element: str, hkl: Sequence[int], a0: float, settings: DFTSettings = DEFAULT_SETTINGS,
+def surface_specs(element: str, hkl: Sequence[int], a0: float, settings: DFTSettings = SURFACE_SETTINGS,
                   functional: str = "pbe") -> tuple[CalcSpec, CalcSpec, dict]:
     """Slab and oriented-bulk single points sharing the in-plane k-mesh (the bulk adds its own mesh along c)."""
     slab, bulk, info = build_slab(element, hkl, a0, settings)
@@ -697,7 +703,7 @@ def surface_specs(element: str, hkl: Sequence[int], a0: float, settings: DFTSett
 
 def surface_tasks(eos: dict[str, dict], elements: Iterable[str] = SURFACE_ELEMENTS,
                   facets: Iterable[Sequence[int]] = SURFACE_FACETS,
-                  settings: DFTSettings = DEFAULT_SETTINGS) -> tuple[list[Task], dict[str, str]]:
+                  settings: DFTSettings = SURFACE_SETTINGS) -> tuple[list[Task], dict[str, str]]:
     """Slab + oriented-bulk tasks at each element's fitted PBE lattice constant (rounded to 1e-4 Å so keys are
     stable); elements without a successful E-V fit are returned as skipped with the reason."""
     tasks, skipped = [], {}
@@ -720,6 +726,7 @@ CONVERGENCE_VARIANTS: dict[str, dict] = {
     "ecut 500 eV": {"ecut_ev": 500.0},
     "k 4.5/Å⁻¹": {"kpt_density_per_inv_a": 4.5},
     "ecut 500 eV, k 4.5/Å⁻¹": {"ecut_ev": 500.0, "kpt_density_per_inv_a": 4.5},
+    "k 5.5/Å⁻¹": {"kpt_density_per_inv_a": 5.5},
     "ecut 350 eV, k 3.0/Å⁻¹": {"ecut_ev": 350.0, "kpt_density_per_inv_a": 3.0},
     "vacuum 16 Å": {"vacuum_a": 16.0},
     "+2 layers": {"slab_layers": (("100", 8), ("110", 10), ("111", 8))},
@@ -767,6 +774,8 @@ def convergence_table(store: ResultStore, element: str = "Cu", a0: float = 3.63,
                          "seconds": (s.seconds or 0) + (b.seconds or 0)})
     df = pd.DataFrame(rows)
     if not df.empty:
+        prod = [v for v in CONVERGENCE_VARIANTS if base.replace(**CONVERGENCE_VARIANTS[v]) == SURFACE_SETTINGS]
+        df["dataset2_settings"] = df["variant"].isin(prod)
         ref = df[df["variant"] == "default"].set_index("miller")["gamma_j_per_m2"]
         df["delta_vs_default_j_per_m2"] = df["gamma_j_per_m2"] - df["miller"].map(ref)
     return df
@@ -854,11 +863,11 @@ def default_store() -> ResultStore:
     return ResultStore(paths.results_dir() / "dft.sqlite")
 
 
-def run_eos(elements: Iterable[str], store: ResultStore, settings: DFTSettings = DEFAULT_SETTINGS, **kw):
+def run_eos(elements: Iterable[str], store: ResultStore, settings: DFTSettings = SURFACE_SETTINGS, **kw):
     return run_tasks(compute_task, eos_tasks(elements, settings), store, desc="GPAW E-V (PBE)", **kw)
 
 
-def run_surfaces(elements: Iterable[str], store: ResultStore, settings: DFTSettings = DEFAULT_SETTINGS,
+def run_surfaces(elements: Iterable[str], store: ResultStore, settings: DFTSettings = SURFACE_SETTINGS,
                  facets: Iterable[Sequence[int]] = SURFACE_FACETS, **kw):
     """E-V fits, then slabs and oriented bulks (two resumable stages)."""
     elements = list(elements)
@@ -925,7 +934,7 @@ def _write_extxyz(frames: list, path: Path) -> None:
 
 
 def export(store: ResultStore | None = None, out_dir: Path | None = None,
-           settings: DFTSettings = DEFAULT_SETTINGS) -> dict:
+           settings: DFTSettings = DEFAULT_SETTINGS, surface_settings: DFTSettings = SURFACE_SETTINGS) -> dict:
     """Write ``data/dft/{pairs_pbe_r2scan,surfaces_pbe,eos_pbe}.extxyz`` and ``manifest.json`` from the store.
 
     Pairs: one frame per structure with both functionals done (PBE and r2SCAN energies, forces, stresses; info
@@ -935,7 +944,8 @@ def export(store: ResultStore | None = None, out_dir: Path | None = None,
     """
     store = store or default_store()
     out_dir = Path(out_dir) if out_dir is not None else paths.PROJECT_DATA
-    manifest: dict[str, Any] = {"settings": settings.as_dict(), "failures": {}, "counts": {},
+    manifest: dict[str, Any] = {"settings": settings.as_dict(), "surface_settings": surface_settings.as_dict(),
+                                "failures": {}, "counts": {},
                                 "calc_seconds": {}}
 
     # dataset 1
@@ -971,26 +981,26 @@ def export(store: ResultStore | None = None, out_dir: Path | None = None,
     manifest["failures"]["pairs"] = {r["item"]: r["error"] for _, r in failed.iterrows()} if len(failed) else {}
 
     # E-V points
-    ok, failed = _ok_frame(store, KIND_EOS, settings)
+    ok, failed = _ok_frame(store, KIND_EOS, surface_settings)
     frames = []
     for _, r in (ok.sort_values("item").iterrows() if not ok.empty else []):
         atoms = _atoms_from_record(r)
         el, scale = r["item"].split("|")
         atoms.info.update({"id": f"eos-{el}-{scale}", "element": el, "scale": float(scale),
                            "energy_pbe_ev": r["energy_ev"], "stress_pbe_ev_per_a3": np.array(r["stress_ev_per_a3"]),
-                           "kpts_pbe": np.array(r["kpts"]), **_settings_info(settings), **_provenance_info(r)})
+                           "kpts_pbe": np.array(r["kpts"]), **_settings_info(surface_settings),
+                           **_provenance_info(r)})
         atoms.arrays["forces_pbe_ev_per_a"] = np.array(r["forces_ev_per_a"])
         frames.append(atoms)
     _write_extxyz(frames, out_dir / EOS_FILE)
     manifest["counts"]["eos_points"] = len(frames)
     manifest["failures"]["eos"] = {r["item"]: r["error"] for _, r in failed.iterrows()} if len(failed) else {}
     manifest["calc_seconds"]["eos"] = float(ok["seconds"].sum()) if not ok.empty else 0.0
-    fits = eos_results(store, settings)
-    manifest["eos_fits"] = fits
+    manifest["eos_fits"] = eos_results(store, surface_settings)
 
     # dataset 2
-    records = surface_records(store, settings)
-    table = surface_table(store, settings, records)
+    records = surface_records(store, surface_settings)
+    table = surface_table(store, surface_settings, records)
     frames, n_slab, n_bulk, cpu = [], 0, 0, 0.0
     failures = {}
     for r in records:
@@ -1009,13 +1019,13 @@ def export(store: ResultStore | None = None, out_dir: Path | None = None,
             atoms = _atoms_from_record(p)
             atoms.info.update({"id": name, "kind": kind, "element": info["element"], "miller": info["miller"],
                                "a0_a": info["a0_a"], "energy_pbe_ev": p["energy_ev"], "kpts_pbe": np.array(p["kpts"]),
-                               **_settings_info(settings), **_provenance_info(p)})
+                               **_settings_info(surface_settings), **_provenance_info(p)})
             if p["stress_ev_per_a3"] is not None:
                 atoms.info["stress_pbe_ev_per_a3"] = np.array(p["stress_ev_per_a3"])
             row = table[(table["element"] == info["element"]) & (table["miller"] == info["miller"])]
             if kind == "slab":
                 atoms.info.update({"n_layers": info["n_layers"], "area_a2": info["area_a2"],
-                                   "vacuum_a": settings.vacuum_a})
+                                   "vacuum_a": surface_settings.vacuum_a})
                 if len(row):
                     atoms.info["gamma_j_per_m2"] = float(row["gamma_j_per_m2"].iloc[0])
                     atoms.info["e_bulk_pbe_ev_per_atom"] = float(row["e_bulk_ev_per_atom"].iloc[0])
@@ -1056,7 +1066,7 @@ def _versions_in_store(store: ResultStore) -> list[dict]:
     return [seen[k] for k in sorted(seen)]
 
 
-def surface_records(store: ResultStore, settings: DFTSettings = DEFAULT_SETTINGS,
+def surface_records(store: ResultStore, settings: DFTSettings = SURFACE_SETTINGS,
                     facets: Iterable[Sequence[int]] = SURFACE_FACETS) -> list[dict]:
     """The dataset-2 calculations the store holds for ``settings``: one dict per (fcc element with an E-V fit,
     facet) with its geometry ``info`` and the slab / bulk :class:`~uipbench.store.Record` (None when absent).
@@ -1074,7 +1084,7 @@ def surface_records(store: ResultStore, settings: DFTSettings = DEFAULT_SETTINGS
     return out
 
 
-def surface_table(store: ResultStore, settings: DFTSettings = DEFAULT_SETTINGS,
+def surface_table(store: ResultStore, settings: DFTSettings = SURFACE_SETTINGS,
                   records: list[dict] | None = None):
     """γ per (element, facet) from stored slab and oriented-bulk energies of ``settings`` (DataFrame)."""
     import pandas as pd
@@ -1250,7 +1260,12 @@ datasets.register(datasets.Dataset(
 
 
 def _settings_from_args(args) -> DFTSettings:
-    s = CHEAP_SETTINGS if args.cheap else DEFAULT_SETTINGS
+    """The dataset's production settings (SURFACE_SETTINGS for surfaces / eos, DEFAULT_SETTINGS otherwise; the
+    convergence variants are defined relative to DEFAULT_SETTINGS), with the command-line overrides."""
+    if args.cheap:
+        s = CHEAP_SETTINGS
+    else:
+        s = SURFACE_SETTINGS if args.dataset in ("surfaces", "eos") else DEFAULT_SETTINGS
     changes = {}
     if args.ecut is not None:
         changes["ecut_ev"] = args.ecut

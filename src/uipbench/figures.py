@@ -72,9 +72,50 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
+_PROVENANCE_PACKAGES = ("torch", "chgnet", "sevenn", "mace-torch", "matgl", "ase", "pymatgen", "dscribe", "gpaw")
+
+
+def provenance() -> dict:
+    """Where the numbers were made: CPU model and cores, GPU if any, profile, versions of the model packages.
+
+    Deliberately no date or host name, so that a rerun on the same machine writes identical bytes.
+    """
+    import os
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    gpu = None
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            gpu = torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    versions = {}
+    for pkg in _PROVENANCE_PACKAGES:
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return {"cpu": cpu, "cpu_cores": os.cpu_count(), "gpu": gpu, "python": platform.python_version(),
+            "profile": os.environ.get("UIPBENCH_PROFILE"), "packages": versions}
+
+
 def save_metrics(chapter: str, metrics: Mapping[str, Any]) -> Path:
-    """Write ``<chapter>_metrics.json`` (sorted keys, floats to :data:`SIG_DIGITS` significant digits)."""
+    """Write ``<chapter>_metrics.json`` (sorted keys, floats to :data:`SIG_DIGITS` significant digits).
+
+    A ``provenance`` entry (hardware, profile, package versions: :func:`provenance`) is added unless present.
+    """
     path = out_dir() / f"{chapter}_metrics.json"
+    metrics = dict(metrics)
+    metrics.setdefault("provenance", provenance())
     path.write_text(json.dumps(_clean(metrics), indent=2, sort_keys=True) + "\n")
     return path
 

@@ -601,7 +601,8 @@ MARKERS = {"FCC": "o", "BCC": "s", "HCP": "^", "other": "D", "unknown": "X"}
 
 
 def plot_kpca_map(ax, table: pd.DataFrame, color_col: str = "abs_error_j_per_m2", highlight=(), title: str = "",
-                  vmax: float | None = None, cmap: str = "viridis", explained=None, colorbar: bool = True):
+                  vmax: float | None = None, cmap: str = "viridis", explained=None, colorbar: bool = True,
+                  legend: bool = True):
     """One point per slab at (kPC1, kPC2), coloured by ``color_col`` (grey when missing), marker = lattice;
     slabs of the ``highlight`` elements get a red edge and their element label at the group's centre."""
     import matplotlib.pyplot as plt
@@ -623,12 +624,14 @@ def plot_kpca_map(ax, table: pd.DataFrame, color_col: str = "abs_error_j_per_m2"
             cols = [cm(norm(v)) if np.isfinite(v) else (0.75, 0.75, 0.75, 1.0) for v in c[s]]
             ax.scatter(table["kpc1"][s], table["kpc2"][s], c=cols, marker=mk, s=34 if is_hl else 18,
                        edgecolors="red" if is_hl else "none", linewidths=1.0 if is_hl else 0,
-                       label=lat if not is_hl else None, alpha=0.9, zorder=3 if is_hl else 2)
-    for el in highlight:
+                       alpha=0.9, zorder=3 if is_hl else 2)
+    offsets = [(5, 5), (5, -11), (-16, 5), (-16, -11), (8, 0), (-20, 0)]
+    for k, el in enumerate(highlight):  # one label per element, at the median of its slabs
         s = table["element"] == el
         if s.any():
             ax.annotate(el, (table.loc[s, "kpc1"].median(), table.loc[s, "kpc2"].median()), fontsize=9,
-                        color="red", fontweight="bold", xytext=(4, 4), textcoords="offset points", zorder=4)
+                        color="red", fontweight="bold", xytext=offsets[k % len(offsets)], textcoords="offset points",
+                        zorder=4)
     xl, yl = "kPC1", "kPC2"
     if explained is not None:
         xl += f" ({100 * explained[0]:.0f}%)"
@@ -636,6 +639,14 @@ def plot_kpca_map(ax, table: pd.DataFrame, color_col: str = "abs_error_j_per_m2"
     ax.set_xlabel(xl)
     ax.set_ylabel(yl)
     ax.set_title(title, fontsize=10)
+    if legend:
+        from matplotlib.lines import Line2D
+
+        present = [lat for lat in MARKERS if (table["lattice"] == lat).any()]
+        handles = [Line2D([], [], ls="", marker=MARKERS[lat], color="0.35", label=lat) for lat in present]
+        if len(highlight):
+            handles.append(Line2D([], [], ls="", marker="o", mfc="none", mec="red", label="highlighted"))
+        ax.legend(handles=handles, title="bulk lattice", fontsize=7, title_fontsize=8, loc="best")
     if colorbar:
         sm = plt.cm.ScalarMappable(norm=norm, cmap=cm)
         ax.figure.colorbar(sm, ax=ax, label=r"|$\gamma$ error| (J/m$^2$)", extend="max", shrink=0.85)

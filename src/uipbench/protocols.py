@@ -296,15 +296,23 @@ def results_table(refs: pd.DataFrame, store: ResultStore, keys_by_run: dict[tupl
 # subsets
 
 
-def stratified_subset(refs: pd.DataFrame, per_element: int, seed: int = 0, require_ouc: bool = True) -> list[str]:
+def stratified_subset(df: pd.DataFrame, per_element: int, seed: int = 0, mask=None,
+                      limit: int | None = None) -> list[str]:
     """Ids of up to ``per_element`` slabs of every element (lowest Miller-index sum first, ties seeded-random).
 
-    Low-index facets first: the quick profile then shows every element's most common facets.
+    ``df`` has ``id``, ``element``, ``miller`` (the slabs table or the references table); ``mask`` (boolean, same
+    length) restricts the candidates, e.g. ``refs["matched"]`` so that errors can be computed. Low-index facets
+    first: a small subset then shows every element's most common facets. ``limit`` keeps that many ids, evenly
+    spread over the element-sorted list. Ids are returned in data-set order.
     """
-    df = refs[refs["ouc_found"]] if require_ouc else refs
+    if mask is not None:
+        df = df[np.asarray(mask, dtype=bool)]
     rng = np.random.default_rng(seed)
     df = df.assign(_order=[sum(abs(int(c)) for c in surfaces.parse_miller(m)) for m in df["miller"]],
                    _tie=rng.random(len(df)))
     picked = (df.sort_values(["element", "_order", "_tie"], kind="stable").groupby("element", sort=True)
               .head(per_element))
-    return sorted(picked["id"].tolist(), key=lambda i: surfaces.parse_surface_id(i).index)
+    ids = picked.sort_values(["element", "_order", "_tie"], kind="stable")["id"].tolist()
+    if limit is not None and len(ids) > limit:
+        ids = [ids[int(i)] for i in np.linspace(0, len(ids) - 1, limit).round()]
+    return sorted(ids, key=lambda i: surfaces.parse_surface_id(i).index)

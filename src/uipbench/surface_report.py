@@ -1,0 +1,241 @@
+"""Metrics and figures of the surface-energy benchmark (surfaces paper, Fig. 1), from the per-slab results table
+of :func:`uipbench.protocols.results_table`.
+
+* :func:`metrics_table`: MAE, RMSE, mean signed error, MAPE, R^2, Spearman per (model, protocol), each with a
+  seeded bootstrap 95 % interval.
+* :func:`coverage_table`: how many slabs each run evaluated, and why the others were not.
+* :func:`error_energy_correlation`: gamma error against the DFT bulk energy per atom and the (reconstructed) DFT
+  slab energy per atom, with Pearson and Spearman coefficients (the paper's claim that errors track the energy).
+* ``fig1a_bulk_parity`` ... ``fig1e_error_vs_energy``: matplotlib figures.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+METRICS = ("mae", "rmse", "mse", "mape", "r2", "spearman")
+
+
+def _metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    err = y_pred - y_true
+    ss_res = float(np.sum(err ** 2))
+    ss_tot = float(np.sum((y_true - y_true.mean()) ** 2))
+    nz = np.abs(y_true) > 1e-12
+    return {
+        "mae": float(np.mean(np.abs(err))),
+        "rmse": float(np.sqrt(np.mean(err ** 2))),
+        "mse": float(np.mean(err)),  # mean signed error (model - DFT)
+        "mape": float(100 * np.mean(np.abs(err[nz] / y_true[nz]))) if nz.any() else np.nan,
+        "r2": 1 - ss_res / ss_tot if ss_tot > 0 else np.nan,
+        "spearman": float(stats.spearmanr(y_true, y_pred).statistic) if len(y_true) > 2 else np.nan,
+    }
+
+
+def bootstrap_metrics(y_true, y_pred, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
+    """Point metrics plus percentile bootstrap intervals (resampling slabs with replacement; seeded)."""
+    y_true, y_pred = np.asarray(y_true, float), np.asarray(y_pred, float)
+    point = _metrics(y_true, y_pred)
+    rng = np.random.default_rng(seed)
+    n = len(y_true)
+    samples = {k: [] for k in point}
+    for _ in range(n_boot):
+        idx = rng.integers(0, n, n)
+        for k, v in _metrics(y_true[idx], y_pred[idx]).items():
+            samples[k].append(v)
+    lo, hi = 100 * (1 - level) / 2, 100 * (1 + level) / 2
+    out = {"n": n}
+    for k, v in point.items():
+        s = np.asarray(samples[k], float)
+        s = s[np.isfinite(s)]
+        out[k] = v
+        out[f"{k}_lo"] = float(np.percentile(s, lo)) if len(s) else np.nan
+        out[f"{k}_hi"] = float(np.percentile(s, hi)) if len(s) else np.nan
+    return out
+
+
+def metrics_table(results: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """One row per (model, protocol): gamma metrics (J/m^2; MAPE in %) over the slabs evaluated ``ok``."""
+    rows = []
+    for (model, protocol), g in results.groupby(["model", "protocol"], sort=True):
+        ok = g[(g["status"] == "ok") & g["gamma_model_j_per_m2"].notna()]
+        if len(ok) < 3:
+            continue
+        m = bootstrap_metrics(ok["gamma_dft_j_per_m2"], ok["gamma_model_j_per_m2"], n_boot=n_boot, seed=seed)
+        rows.append({"model": model, "protocol": protocol, **m})
+    return pd.DataFrame(rows)
+
+
+def coverage_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, protocol): slabs selected, evaluated ok, failed, not evaluated, and the reasons (grouped)."""
+    rows = []
+    for (model, protocol), g in results.groupby(["model", "protocol"], sort=True):
+        reasons = g.loc[g["status"] != "ok", "reason"].map(reason_category).value_counts()
+        rows.append({"model": model, "protocol": protocol, "selected": len(g), "ok": int((g["status"] == "ok").sum()),
+                     "failed": int((g["status"] == "failed").sum()),
+                     "not_evaluated": int((g["status"] == "not evaluated").sum()),
+                     "fraction_ok": float((g["status"] == "ok").mean()),
+                     "with_dft_bulk": int(((g["status"] == "ok") & g["eps_dft_ev_per_atom"].notna()).sum()),
+                     "reasons": "; ".join(f"{k}: {v}" for k, v in reasons.items())})
+    return pd.DataFrame(rows)
+
+
+def reason_category(reason: str) -> str:
+    """Short category of a reason string (the text before the first parenthesis / detail)."""
+    if not reason:
+        return ""
+    r = reason.split(" (")[0]
+    if r.startswith("no OUC: no repeat vector"):
+        return "no OUC: no repeat vector of the stacking"
+    if r.startswith("no MP match: OUC matches none"):
+        return "no MP match: OUC matches no MP polymorph"
+    return r[:80]
+
+
+def error_energy_correlation(results: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, protocol): Pearson and Spearman of the gamma error against the DFT bulk energy per atom and
+    against the reconstructed DFT slab energy per atom (slabs with an MP match only)."""
+    rows = []
+    ok = results[(results["status"] == "ok") & results["eps_dft_ev_per_atom"].notna()]
+    for (model, protocol), g in ok.groupby(["model", "protocol"], sort=True):
+        if len(g) < 3:
+            continue
+        for x in ("eps_dft_ev_per_atom", "e_slab_dft_ev_per_atom"):
+            for y in ("error_j_per_m2", "abs_error_j_per_m2"):
+                rows.append({"model": model, "protocol": protocol, "x": x, "y": y, "n": len(g),
+                             "pearson": float(stats.pearsonr(g[x], g[y]).statistic),
+                             "spearman": float(stats.spearmanr(g[x], g[y]).statistic)})
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# figures
+
+_PROTOCOL_COLORS = {"static": "tab:blue", "relaxed": "tab:orange"}
+
+
+def _parity(ax, x, y, label_x, label_y, title, color="tab:blue", text=None):
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ax.scatter(x, y, s=9, alpha=0.6, color=color, edgecolor="none")
+    if len(x):
+        lo, hi = np.nanmin([x.min(), y.min()]), np.nanmax([x.max(), y.max()])
+        pad = 0.05 * (hi - lo if hi > lo else 1.0)
+        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k--", lw=0.8)
+        ax.set_xlim(lo - pad, hi + pad)
+        ax.set_ylim(lo - pad, hi + pad)
+    ax.set_aspect("equal", adjustable="box")
+    ax.set_xlabel(label_x)
+    ax.set_ylabel(label_y)
+    ax.set_title(title, fontsize=10)
+    if text:
+        ax.text(0.04, 0.96, text, transform=ax.transAxes, va="top", fontsize=8,
+                bbox=dict(boxstyle="round", fc="white", ec="0.8", alpha=0.9))
+
+
+def _grid(n_rows: int, n_cols: int, size: float = 3.3):
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(size * n_cols + 0.4, size * n_rows + 0.3), squeeze=False,
+                             constrained_layout=True)
+    return fig, axes
+
+
+def fig1a_bulk_parity(results: pd.DataFrame, protocol: str = "static"):
+    """Model vs MP DFT bulk energy per atom (the OUC), one panel per model."""
+    d = results[(results["protocol"] == protocol) & (results["status"] == "ok")
+                & results["eps_dft_ev_per_atom"].notna()]
+    models = sorted(d["model"].unique())
+    fig, axes = _grid(1, max(1, len(models)))
+    for ax, m in zip(axes[0], models, strict=False):
+        g = d[d["model"] == m]
+        err = g["eps_model_ev_per_atom"] - g["eps_dft_ev_per_atom"]
+        _parity(ax, g["eps_dft_ev_per_atom"], g["eps_model_ev_per_atom"], "DFT (MP PBE) / eV atom$^{-1}$",
+                f"{m} / eV atom$^{{-1}}$", f"bulk (OUC), {protocol}",
+                text=f"n = {len(g)}\nMAE = {1000 * err.abs().mean():.0f} meV/atom")
+    return fig
+
+
+def fig1b_slab_parity(results: pd.DataFrame, protocol: str = "static"):
+    """Model vs reconstructed DFT slab energy per atom, one panel per model."""
+    d = results[(results["protocol"] == protocol) & (results["status"] == "ok")
+                & results["e_slab_dft_ev_per_atom"].notna()]
+    models = sorted(d["model"].unique())
+    fig, axes = _grid(1, max(1, len(models)))
+    for ax, m in zip(axes[0], models, strict=False):
+        g = d[d["model"] == m]
+        err = g["e_slab_model_ev_per_atom"] - g["e_slab_dft_ev_per_atom"]
+        _parity(ax, g["e_slab_dft_ev_per_atom"], g["e_slab_model_ev_per_atom"],
+                "DFT slab (reconstructed) / eV atom$^{-1}$", f"{m} / eV atom$^{{-1}}$", f"slab, {protocol}",
+                color="tab:green", text=f"n = {len(g)}\nMAE = {1000 * err.abs().mean():.0f} meV/atom")
+    return fig
+
+
+def fig1c_gamma_parity(results: pd.DataFrame, metrics: pd.DataFrame | None = None):
+    """Model vs DFT surface energy (J/m^2), rows = protocols, columns = models; x = y dashed."""
+    d = results[(results["status"] == "ok")]
+    models = sorted(d["model"].unique())
+    protocols = [p for p in ("static", "relaxed") if p in set(d["protocol"])]
+    fig, axes = _grid(max(1, len(protocols)), max(1, len(models)))
+    for i, p in enumerate(protocols):
+        for j, m in enumerate(models):
+            g = d[(d["model"] == m) & (d["protocol"] == p)]
+            text = f"n = {len(g)}"
+            if metrics is not None:
+                row = metrics[(metrics["model"] == m) & (metrics["protocol"] == p)]
+                if len(row):
+                    r = row.iloc[0]
+                    text += (f"\nMAE = {r['mae']:.3f} J/m$^2$\nMSE = {r['mse']:+.3f}\n"
+                             f"$\\rho_s$ = {r['spearman']:.2f}")
+            _parity(axes[i][j], g["gamma_dft_j_per_m2"], g["gamma_model_j_per_m2"],
+                    "$\\gamma$ DFT / J m$^{-2}$", "$\\gamma$ model / J m$^{-2}$", f"{m}, {p}",
+                    color=_PROTOCOL_COLORS.get(p, "tab:blue"), text=text)
+    return fig
+
+
+def fig1d_error_distributions(results: pd.DataFrame):
+    """Box plot and violin plot of gamma errors (model - DFT, J/m^2) per model and protocol."""
+    import matplotlib.pyplot as plt
+
+    d = results[results["status"] == "ok"]
+    groups = [(m, p) for m in sorted(d["model"].unique()) for p in ("static", "relaxed")
+              if len(d[(d["model"] == m) & (d["protocol"] == p)])]
+    data = [d[(d["model"] == m) & (d["protocol"] == p)]["error_j_per_m2"].to_numpy() for m, p in groups]
+    labels = [f"{m}\n{p}" for m, p in groups]
+    fig, axes = plt.subplots(1, 2, figsize=(max(7.0, 1.6 * len(groups) * 2), 4.2), constrained_layout=True)
+    axes[0].boxplot(data, tick_labels=labels, showfliers=True, flierprops=dict(markersize=3))
+    parts = axes[1].violinplot(data, showmedians=True)
+    for body, (_, p) in zip(parts["bodies"], groups, strict=True):
+        body.set_facecolor(_PROTOCOL_COLORS.get(p, "tab:blue"))
+        body.set_alpha(0.5)
+    axes[1].set_xticks(range(1, len(labels) + 1), labels)
+    for ax, title in zip(axes, ("box plot", "violin plot"), strict=True):
+        ax.axhline(0, color="k", lw=0.8, ls="--")
+        ax.set_ylabel("$\\gamma_{model} - \\gamma_{DFT}$ / J m$^{-2}$")
+        ax.set_title(title, fontsize=10)
+        ax.tick_params(axis="x", labelsize=8)
+    return fig
+
+
+def fig1e_error_vs_energy(results: pd.DataFrame, corr: pd.DataFrame, protocol: str = "static"):
+    """gamma error against the DFT bulk energy per atom and the reconstructed DFT slab energy per atom."""
+    d = results[(results["protocol"] == protocol) & (results["status"] == "ok") & results["eps_dft_ev_per_atom"].notna()]
+    models = sorted(d["model"].unique())
+    fig, axes = _grid(2, max(1, len(models)))
+    for j, m in enumerate(models):
+        g = d[d["model"] == m]
+        for i, (x, lab) in enumerate((("eps_dft_ev_per_atom", "DFT bulk energy / eV atom$^{-1}$"),
+                                      ("e_slab_dft_ev_per_atom", "DFT slab energy (reconstr.) / eV atom$^{-1}$"))):
+            ax = axes[i][j]
+            ax.scatter(g[x], g["error_j_per_m2"], s=9, alpha=0.6, edgecolor="none")
+            ax.axhline(0, color="k", lw=0.8, ls="--")
+            c = corr[(corr["model"] == m) & (corr["protocol"] == protocol) & (corr["x"] == x)
+                     & (corr["y"] == "error_j_per_m2")]
+            if len(c):
+                ax.text(0.04, 0.96, f"Pearson {c.iloc[0]['pearson']:+.2f}\nSpearman {c.iloc[0]['spearman']:+.2f}",
+                        transform=ax.transAxes, va="top", fontsize=8,
+                        bbox=dict(boxstyle="round", fc="white", ec="0.8", alpha=0.9))
+            ax.set_xlabel(lab)
+            ax.set_ylabel("$\\gamma$ error / J m$^{-2}$")
+            ax.set_title(f"{m}, {protocol}", fontsize=10)
+    return fig

@@ -1,0 +1,150 @@
+"""Engine + store: resume after SIGKILL recomputes only what was in flight; the Dask backend gives the serial
+results; failures are recorded with their reason; keys change with model weights and settings."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.calculators.emt import EMT
+
+from uipbench import engine
+from uipbench.store import ResultStore, make_key
+
+
+def emt_energy(args: dict) -> dict:
+    """Cheap real evaluation: EMT energy per atom of fcc Cu at lattice constant ``a`` (Å)."""
+    atoms = bulk("Cu", "fcc", a=args["a"])
+    atoms.calc = EMT()
+    if args["a"] < 0:
+        raise ValueError("negative lattice constant")
+    return {"a": args["a"], "energy_ev_per_atom": atoms.get_potential_energy() / len(atoms), "pid": os.getpid()}
+
+
+def _tasks(values) -> list[engine.Task]:
+    return [engine.Task(key=make_key(kind="emt", a=a), kind="emt", model="emt", item=f"a={a:.3f}", args={"a": a})
+            for a in values]
+
+
+CHILD = textwrap.dedent("""
+    import sys, time
+    from uipbench import engine
+    from uipbench.store import ResultStore, make_key
+
+    def slow(args):
+        time.sleep(0.15)
+        return {"i": args["i"], "square": args["i"] ** 2}
+
+    tasks = [engine.Task(key=make_key(kind="sleep", i=i), kind="sleep", model="", item=str(i), args={"i": i})
+             for i in range(40)]
+    engine.run_tasks(slow, tasks, ResultStore(sys.argv[1]), backend="serial", progress=False)
+""")
+
+
+def test_resume_after_sigkill_recomputes_only_unfinished(tmp_path):
+    db = tmp_path / "results.sqlite"
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, str(script), str(db)], env=env)
+    store = ResultStore(db)
+    deadline = time.time() + 60
+    try:
+        while time.time() < deadline and sum(store.count("sleep").values()) < 6:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)  # no clean-up, no atexit: like an OOM kill or a pulled plug
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    done_before = set(store.frame("sleep")["item"])
+    assert 6 <= len(done_before) < 40  # killed mid-run; every stored record is complete and readable
+    assert all(r.payload["square"] == int(r.item) ** 2 for r in (store.get(make_key(kind="sleep", i=int(i)))
+                                                                  for i in done_before))
+    computed = []
+
+    def slow(args):
+        computed.append(args["i"])
+        return {"i": args["i"], "square": args["i"] ** 2}
+
+    tasks = [engine.Task(key=make_key(kind="sleep", i=i), kind="sleep", model="", item=str(i), args={"i": i})
+             for i in range(40)]
+    summary = engine.run_tasks(slow, tasks, store, backend="serial", progress=False)
+    assert summary.skipped == len(done_before)
+    assert sorted(computed) == sorted(set(range(40)) - {int(i) for i in done_before})
+    assert summary.ok == 40 - len(done_before) and summary.failed == 0
+    # a third run is served from the store entirely
+    computed.clear()
+    assert engine.run_tasks(slow, tasks, store, progress=False).skipped == 40 and not computed
+
+
+def test_dask_local_cluster_matches_serial_and_records_failures(tmp_path):
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers need not import this test module
+    values = [3.4, 3.5, 3.6, 3.7, 3.8, -1.0]
+    serial = ResultStore(tmp_path / "serial.sqlite")
+    s1 = engine.run_tasks(emt_energy, _tasks(values), serial, backend="serial", progress=False)
+    dask_store = ResultStore(tmp_path / "dask.sqlite")
+    s2 = engine.run_tasks(emt_energy, _tasks(values), dask_store, backend="dask", n_workers=2, progress=False)
+    assert (s1.ok, s1.failed) == (s2.ok, s2.failed) == (5, 1)
+    assert "negative lattice constant" in s2.failures["a=-1.000"]
+    f1, f2 = serial.frame("emt"), dask_store.frame("emt")
+    ok1, ok2 = f1[f1.status == "ok"], f2[f2.status == "ok"]
+    assert np.array_equal(ok1["energy_ev_per_atom"].to_numpy(), ok2["energy_ev_per_atom"].to_numpy())
+    assert ok2["pid"].nunique() == 2 and os.getpid() not in set(ok2["pid"])  # ran on both worker processes
+    # physics: EMT Cu has its minimum near a = 3.6 Å
+    e = dict(zip(ok1["a"], ok1["energy_ev_per_atom"], strict=True))
+    assert e[3.6] < e[3.4] and e[3.6] < e[3.8]
+
+
+def test_surface_task_keys_change_with_weights_and_settings():
+    from uipbench import protocols
+    from uipbench.models import weights_checksum
+
+    slab = bulk("Cu", "fcc", a=3.6, cubic=True)
+    slab.center(vacuum=6.0, axis=2)
+    ouc = bulk("Cu", "fcc", a=3.6, cubic=True)
+    import pandas as pd
+
+    refs = pd.DataFrame([{"id": "1Cu100", "ouc": ouc}])
+    slabs = pd.DataFrame([{"id": "1Cu100", "atoms": slab}])
+    t_static, _ = protocols.surface_tasks(refs, slabs, "chgnet-0.3.0", "static")
+    t_static2, _ = protocols.surface_tasks(refs, slabs, "chgnet-0.2.0", "static")
+    t_rel, _ = protocols.surface_tasks(refs, slabs, "chgnet-0.3.0", "relaxed")
+    t_rel2, _ = protocols.surface_tasks(refs, slabs, "chgnet-0.3.0", "relaxed", settings={"fmax_ev_per_a": 0.02})
+    keys = {t_static[0].key, t_static2[0].key, t_rel[0].key, t_rel2[0].key}
+    assert len(keys) == 4
+    assert weights_checksum("chgnet-0.3.0") != weights_checksum("chgnet-0.2.0")
+    assert protocols.surface_tasks(refs, slabs, "chgnet-0.3.0", "static")[0][0].key == t_static[0].key
+
+
+def test_static_and_relaxed_protocols_with_chgnet(tmp_path, monkeypatch):
+    """The protocol functions on a real model (CHGNet 0.3.0) for a Cu(100) slab: gamma positive and of the
+    right size; the relaxed slab shares the relaxed bulk's lattice (same strain as the OUC)."""
+    from ase.build import fcc100
+
+    from uipbench import protocols
+    from uipbench.models import load_model
+
+    m = load_model("chgnet-0.3.0")
+    slab = fcc100("Cu", (1, 1, 5), a=3.6, vacuum=7.0, periodic=True)
+    ouc = slab[:2].copy()  # two layers of the stacking = one period of fcc(100)
+    d = slab.positions[2, 2] - slab.positions[0, 2]
+    ouc.set_cell([slab.cell[0], slab.cell[1], [0, 0, d]])
+    ouc.positions[:, 2] -= ouc.positions[0, 2]
+    static = protocols._static(m, slab, ouc)
+    assert 0.5 < static["gamma_j_per_m2"] < 2.0  # CHGNet Cu(100) about 1.0 J/m^2 (NOTES)
+    rel = protocols._relaxed(m, slab, ouc, protocols.DEFAULT_SETTINGS["relaxed"])
+    assert rel["gamma_j_per_m2"] <= static["gamma_j_per_m2"] + 0.05  # relaxation lowers gamma (mostly)
+    assert rel["eps_bulk_ev_per_atom"] <= static["eps_bulk_ev_per_atom"] + 1e-6
+    assert abs(rel["area_a2"] / static["area_a2"] - 1) < 0.05
