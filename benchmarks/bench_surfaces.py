@@ -76,7 +76,8 @@ def main(argv=None) -> int:
     model_s, n_ok, n_bad = _model_seconds(store, kind, args.model)
     print(f"[serial] {summary}", flush=True)
     print(f"[serial] {n_ok} slabs ok, {n_bad} failed; wall {wall:.1f} s; summed model calls {model_s:.1f} s; "
-          f"ratio wall/model {wall / model_s:.3f} (target <= 1.1); peak RSS {_rss_gb():.2f} GB (target < 4 GB)",
+          f"({1000 * model_s / max(n_ok, 1):.1f} ms per slab); ratio wall/model {wall / model_s:.3f} (target <= 1.1); "
+          f"peak RSS {_rss_gb():.2f} GB (target < 4 GB)",
           flush=True)
 
     # 3. warm rerun from the store (tasks rebuilt from scratch, results table assembled)
@@ -103,7 +104,8 @@ def main(argv=None) -> int:
             summ = engine.run_tasks(protocols.evaluate, tasks, s, backend="dask", scheduler=client, progress=False)
             walls[nw] = time.perf_counter() - t
             ms, n_ok, n_bad = _model_seconds(s, kind, args.model)
-            print(f"[dask {nw}w] {summ}; summed model calls {ms:.1f} s", flush=True)
+            print(f"[dask {nw}w] {summ}; summed model calls {ms:.1f} s ({1000 * ms / max(n_ok, 1):.1f} ms per slab; "
+                  f"a rise over the serial figure means the workers compete for cores)", flush=True)
             client.close()
             cluster.close()
         print(f"[dask]   speedup {args.workers} workers vs 1: {walls[1] / walls[args.workers]:.2f}x "

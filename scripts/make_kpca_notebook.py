@@ -147,7 +147,9 @@ for name in avail.loc[avail["available"], "descriptor"]:
     a = kernels.analyse_descriptor(name, dict(zip(slabs["id"], slabs["atoms"])), bulk_structs, own_bulk, store,
                                    settings=settings, backend=backend, n_workers=n_workers, block_size=block_size)
     timings[name] = {**a.seconds, "total": time.perf_counter() - t0,
-                     "kernel_from_cache": bool(a.kernel.from_cache) if a.kernel else None}
+                     "kernel_from_cache": bool(a.kernel.from_cache) if a.kernel else None,
+                     "kernel_compute": a.kernel.compute_seconds if a.kernel else np.nan,
+                     "cross_compute": a.cross.compute_seconds if a.cross else np.nan}
     desc_failures[name] = a.failures
     if a.kpca is None:
         print(f"{name}: too few structures with features; failures: {len(a.failures)}")
@@ -201,16 +203,36 @@ plt.show()
 
 Distance of a slab from the bulk = 1 - its normalised REMatch similarity to (i) its own bulk cell and (ii) the
 closest cell of the bulk set. If large errors come from structures far from the bulk-dominated training domain,
-the absolute error should rise with these distances (Spearman rho > 0 with an interval that excludes 0).
+the absolute error should rise with these distances (Spearman rho > 0 with an interval that excludes 0). Both the
+errors and the distances differ strongly between elements, so the correlation is also given *within elements*
+(distance and error minus their median over the slabs of the same element): a positive value there means that,
+for a given element, the facets farther from bulk are the worse described ones.
 """),
     code("""
-corr = []
+corr, own_corr = [], []
 for name, r in results.items():
     c = kernels.ood_correlations(r.table, n_boot=n_boot, seed=seed)
     c.insert(0, "descriptor", name)
     corr.append(c)
+    # a model's own features against that model's own errors (when chapter 01 has them)
+    own = kernels.load_gamma_errors(name, error_protocol) if name != error_model else None
+    if own is not None:
+        t = r.table.drop(columns="abs_error_j_per_m2").merge(own[["id", "abs_error_j_per_m2"]], on="id", how="left")
+        c = kernels.ood_correlations(t, n_boot=n_boot, seed=seed)
+        c.insert(0, "descriptor", name)
+        c.insert(1, "error_model", name)
+        own_corr.append(c)
 corr = pd.concat(corr, ignore_index=True)
+corr.insert(1, "error_model", error_model)
+own_corr = pd.concat(own_corr, ignore_index=True) if own_corr else pd.DataFrame(columns=corr.columns)
 corr
+"""),
+    md("""
+Each model's features against **its own** errors (only for models other than the colour model whose static errors
+chapter 01 provides):
+"""),
+    code("""
+own_corr
 """),
     code("""
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.6))
@@ -229,7 +251,7 @@ ax1.legend(fontsize=8)
 labels = []
 for i, row in corr.reset_index(drop=True).iterrows():
     ax2.errorbar(row.rho, i, xerr=[[row.rho - row.ci_low], [row.ci_high - row.rho]], fmt="o", ms=4,
-                 color="C0" if row.variable.startswith("dist") else "C1")
+                 color="C2" if "within" in row.variable else ("C0" if row.variable.startswith("dist") else "C1"))
     labels.append(f"{row.descriptor}: {row.variable}")
 ax2.axvline(0, color="k", lw=0.8)
 ax2.set_yticks(range(len(labels)), labels, fontsize=7)
@@ -243,9 +265,13 @@ plt.show()
 verdicts = {name: kernels.verdict(corr[corr.descriptor == name]) for name in results}
 for name, v in verdicts.items():
     print(f"{name:14s} {v}")
+for name in own_corr.descriptor.unique():
+    print(f"{name:14s} (own errors) {kernels.verdict(own_corr[own_corr.descriptor == name])}")
 print()
+claim = kernels.claim_statement(corr[corr.descriptor == main])
 print(f"Paper's claim (large errors come from slabs far from the bulk training domain), main descriptor {main}: "
       f"{verdicts[main]}")
+print(claim)
 """),
     md("""
 ## Tidy data and metrics
@@ -255,7 +281,8 @@ tidy = pd.concat([r.table.assign(descriptor=n) for n, r in results.items()], ign
 tidy = tidy[["descriptor", "id", "element", "miller", "lattice", "spacegroup", "kpc1", "kpc2", "sim_own_bulk",
              "sim_max_bulk", "dist_own_bulk", "dist_bulk_set", "abs_error_j_per_m2"]]
 figures.save_table(tidy, "surfaces_fig2_kpca_map", sort_by=["descriptor", "id"])
-figures.save_table(corr, "surfaces_fig2_ood_correlation", sort_by=["descriptor", "variable"])
+figures.save_table(pd.concat([corr, own_corr], ignore_index=True), "surfaces_fig2_ood_correlation",
+                   sort_by=["descriptor", "error_model", "variable"])
 metrics = {
     "n_slabs": len(slabs),
     "n_bulk_reference_cells": len(bulk_structs),
@@ -270,6 +297,7 @@ metrics = {
     "descriptors_available": avail.set_index("descriptor")["available"].to_dict(),
     "map_descriptor": main,
     "verdict": verdicts[main],
+    "claim": claim,
     "by_descriptor": {
         n: {"explained_variance_kpc1": r.kpca.explained_variance_ratio[0],
             "explained_variance_kpc2": r.kpca.explained_variance_ratio[1],
@@ -278,7 +306,9 @@ metrics = {
             "spearman": {row.variable: {"rho": row.rho, "ci_low": row.ci_low, "ci_high": row.ci_high,
                                         "p_value": row.p_value, "n": row.n}
                          for row in corr[corr.descriptor == n].itertuples()},
-            "verdict": verdicts[n]}
+            "verdict": verdicts[n],
+            "verdict_own_errors": (kernels.verdict(own_corr[own_corr.descriptor == n])
+                                   if (own_corr.descriptor == n).any() else None)}
         for n, r in results.items()},
 }
 figures.save_metrics("02_kpca_map", metrics)
@@ -298,10 +328,12 @@ for n, r in results.items():
     c = corr[(corr.descriptor == n) & (corr.variable == "dist_bulk_set")].iloc[0]
     tm = timings[n]
     print(f"{n:14s} kPC1 {100 * ev[0]:5.1f} %  kPC2 {100 * ev[1]:5.1f} %  rho(dist_bulk_set, |err|) = {c.rho:+.2f} "
-          f"[{c.ci_low:+.2f}, {c.ci_high:+.2f}]  N x N kernel {tm['kernel']:.1f} s, slab x bulk "
-          f"{tm['cross_kernel']:.1f} s, descriptors {tm['descriptors']:.1f} s (kernel from cache: "
-          f"{tm['kernel_from_cache']})")
+          f"[{c.ci_low:+.2f}, {c.ci_high:+.2f}]")
+    print(f"{'':14s} N x N kernel computed in {tm['kernel_compute']:.1f} s, slab x bulk in {tm['cross_compute']:.1f} s "
+          f"({backend}, {n_workers} workers); this run: {tm['kernel']:.2f} s + {tm['cross_kernel']:.2f} s "
+          f"(from the on-disk cache: {tm['kernel_from_cache']}), descriptors {tm['descriptors']:.1f} s")
 print(f"verdict ({main}): {verdicts[main]}")
+print(claim)
 print(f"chapter wall time {time.perf_counter() - t_start:.0f} s")
 """),
 ]

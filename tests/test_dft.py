@@ -15,6 +15,7 @@ from uipbench.store import ResultStore
 
 GPAW_OK, GPAW_WHY = dft.gpaw_available()
 needs_gpaw = pytest.mark.skipif(not GPAW_OK, reason=GPAW_WHY or "GPAW missing")
+gpaw_mark = pytest.mark.gpaw
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -144,6 +145,7 @@ def test_task_keys_depend_on_functional_settings_and_structure():
 
 
 @needs_gpaw
+@gpaw_mark
 def test_generator_tiny_cell_resumes_and_exports(tmp_path):
     """One 1-atom cell, both functionals, through the engine; a rerun computes nothing; export round-trips."""
     from ase.io import read
@@ -172,6 +174,7 @@ def test_generator_tiny_cell_resumes_and_exports(tmp_path):
 
 
 @needs_gpaw
+@gpaw_mark
 @pytest.mark.slow
 @pytest.mark.parametrize("functional", ["pbe", "r2scan"])
 def test_forces_equal_finite_differences(functional):
@@ -193,3 +196,37 @@ def test_forces_equal_finite_differences(functional):
         energies.append(dft.compute(dft.make_spec(d, functional, s, kpts=mesh, stress=False))["energy_ev"])
     fd = -(energies[0] - energies[1]) / (2 * h)
     assert abs(fd - f[i, c]) < 5e-3, (fd, f[i, c])
+
+
+def test_eos_fit_and_surface_table_from_store(tmp_path):
+    """Store plumbing without GPAW: E-V points of a known Birch-Murnaghan curve give back its a0; slab and bulk
+    records built with a known γ give back that γ (looked up by the same keys the generator uses)."""
+    from ase.units import GPa
+
+    store = ResultStore(tmp_path / "dft.sqlite")
+    s = dft.SURFACE_SETTINGS
+    a0_true, b_true, eps = 3.60, 140.0, -3.5
+    v0 = a0_true**3 / 4
+    for task in dft.eos_tasks(["Cu"], s):
+        at = task.args.atoms
+        v = at.get_volume()
+        eta = (v0 / v) ** (2 / 3)  # Birch-Murnaghan with B' = 4
+        e = eps + 9 * v0 * b_true * GPa / 16 * ((eta - 1) ** 3 * 4 + (eta - 1) ** 2 * (6 - 4 * eta))
+        store.put(task.key, kind=task.kind, model=task.model, item=task.item,
+                  payload={"energy_ev": e, "n_atoms": 1, "cell_a": at.cell[:].tolist(), "settings": s.as_dict()})
+    fit = dft.eos_results(store, s)["Cu"]
+    assert abs(fit["a0_a"] - a0_true) < 1e-3 and abs(fit["b_gpa"] - b_true) / b_true < 0.01
+    tasks, skipped = dft.surface_tasks({"Cu": fit}, ["Cu"], [(1, 1, 1), (1, 0, 0)], s)
+    assert not skipped and len(tasks) == 4
+    gamma_true = {"111": 1.25, "100": 1.5}
+    for t in tasks:
+        miller = t.item.split("|")[1]
+        n = len(t.args.atoms)
+        e = n * eps
+        if t.kind == dft.KIND_SLAB:
+            area = np.linalg.norm(np.cross(t.args.atoms.cell[0], t.args.atoms.cell[1]))
+            e += 2 * area * gamma_true[miller] / dft.EV_PER_A2_TO_J_PER_M2
+        store.put(t.key, kind=t.kind, model=t.model, item=t.item,
+                  payload={"energy_ev": e, "n_atoms": n, "kpts": list(t.args.kpts), "magmom_total_bohr": 0.0})
+    table = dft.surface_table(store, s)
+    assert dict(zip(table["miller"], table["gamma_j_per_m2"].round(9))) == gamma_true

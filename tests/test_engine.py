@@ -9,10 +9,8 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import numpy as np
-import pytest
 from ase.build import bulk
 from ase.calculators.emt import EMT
 

@@ -188,3 +188,22 @@ def test_spearman_bootstrap():
     assert r1 == r2  # seeded
     assert r1["ci_low"] < 0 < r1["ci_high"]  # independent samples: interval contains 0
     assert K.spearman_bootstrap([1, 2, np.nan], [1, 2, 3])["n"] == 2
+
+
+def test_within_element_correlation_removes_element_offsets():
+    """Distance and error both set by the element only: strong overall correlation, none within elements."""
+    import pandas as pd
+
+    rng = np.random.default_rng(4)
+    el = np.repeat(["A", "B", "C", "D"], 40)
+    level = {"A": 0.0, "B": 1.0, "C": 2.0, "D": 3.0}
+    base = np.array([level[e] for e in el])
+    t = pd.DataFrame({"element": el, "dist_own_bulk": base + 0.1 * rng.normal(size=160),
+                      "dist_bulk_set": base + 0.1 * rng.normal(size=160), "kpc1": rng.normal(size=160),
+                      "kpc2": rng.normal(size=160), "abs_error_j_per_m2": base + 0.1 * rng.normal(size=160)})
+    c = K.ood_correlations(t, n_boot=300).set_index("variable")
+    assert c.loc["dist_bulk_set", "ci_low"] > 0.5
+    w = c.loc["dist_bulk_set|within element"]
+    assert w["ci_low"] < 0 < w["ci_high"]
+    assert K.verdict(c.reset_index()).startswith("supported")
+    assert "within elements: not supported" in K.verdict(c.reset_index())

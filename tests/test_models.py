@@ -160,3 +160,18 @@ def test_availability_table():
     assert bool(tab.loc[0, "available"]) and len(tab.loc[0, "sha256"]) == 12
     if not tab.loc[1, "available"]:
         assert "MACE_MPtrj_20229model" in tab.loc[1, "reason"]
+
+
+def test_sevennet_loader_from_the_wheel_in_a_clean_process():
+    """SevenNet-0 from the sevenn wheel loads without TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD preset by the caller (the
+    loader trusts the packaged files) and gives fcc Cu an energy near the PBE value (about -4.1 eV/atom)."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"}
+    env["OMP_NUM_THREADS"] = "1"
+    code = ("from ase.build import bulk; from uipbench.models import load_model; "
+            "print(load_model('sevennet-0').energy(bulk('Cu', 'fcc', a=3.62)))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert float(out.stdout.strip().splitlines()[-1]) == pytest.approx(-4.1, abs=0.1)

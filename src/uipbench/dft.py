@@ -283,7 +283,7 @@ def compute(spec: CalcSpec) -> dict:
         "stress_ev_per_a3": None if stress is None else np.round(stress, 10).tolist(),
         "magmom_total_bohr": magmom,
         "scf_iterations": iterations,
-        "fermi_level_ev": float(calc.get_fermi_level()),
+        "fermi_level_ev": _fermi_level(calc),
         "kpts": list(spec.kpts),
         "n_atoms": len(atoms),
         "formula": atoms.get_chemical_formula(mode="hill"),
@@ -298,6 +298,16 @@ def compute(spec: CalcSpec) -> dict:
         "setups": _setup_provenance(calc),
         "calc_seconds": seconds,
     }
+
+
+def _fermi_level(calc) -> float | None:
+    try:
+        return float(calc.get_fermi_level())
+    except Exception:  # fixed-moment runs have two Fermi levels (their mean is reported)
+        try:
+            return float(np.mean(calc.get_fermi_levels()))
+        except Exception:
+            return None
 
 
 def compute_task(spec: CalcSpec) -> dict:
@@ -727,6 +737,9 @@ CONVERGENCE_VARIANTS: dict[str, dict] = {
     "k 4.5/Å⁻¹": {"kpt_density_per_inv_a": 4.5},
     "ecut 500 eV, k 4.5/Å⁻¹": {"ecut_ev": 500.0, "kpt_density_per_inv_a": 4.5},
     "k 5.5/Å⁻¹": {"kpt_density_per_inv_a": 5.5},
+    "MV 0.2 eV": {"smearing_width_ev": 0.2},
+    "MV 0.2 eV, k 4.5/Å⁻¹": {"smearing_width_ev": 0.2, "kpt_density_per_inv_a": 4.5},
+    "MV 0.2 eV, k 5.5/Å⁻¹": {"smearing_width_ev": 0.2, "kpt_density_per_inv_a": 5.5},
     "ecut 350 eV, k 3.0/Å⁻¹": {"ecut_ev": 350.0, "kpt_density_per_inv_a": 3.0},
     "vacuum 16 Å": {"vacuum_a": 16.0},
     "+2 layers": {"slab_layers": (("100", 8), ("110", 10), ("111", 8))},
@@ -1303,11 +1316,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     store = ResultStore(args.store) if args.store else default_store()
     if args.cmd == "status":
-        for kind in (KIND_PAIRS, KIND_EOS, KIND_BULK, KIND_SLAB):
+        total = 0.0
+        for kind in (KIND_PAIRS, KIND_PAIRS_CONV, KIND_EOS, KIND_BULK, KIND_SLAB):
             df = store.frame(kind=kind)
-            n_ok = int((df["status"] == "ok").sum()) if not df.empty else 0
-            secs = float(df["seconds"].sum()) if not df.empty else 0.0
-            print(f"{kind:20s} ok {n_ok:5d}  failed {len(df) - n_ok:4d}  {secs / 3600:.3f} h (1-thread wall)")
+            if df.empty:
+                print(f"{kind:22s} none")
+                continue
+            total += float(df["seconds"].sum())
+            for model, g in df.groupby("model"):
+                ok = g[g["status"] == "ok"]
+                med = ok.groupby("n_atoms")["seconds"].median().round(1).to_dict() if len(ok) else {}
+                print(f"{kind:22s} {model:12s} ok {len(ok):4d}  failed {len(g) - len(ok):3d}  "
+                      f"{g['seconds'].sum() / 3600:6.3f} h  median s by n_atoms {med}")
+        print(f"total {total / 3600:.3f} h of single-threaded calculation wall time")
         return 0
     if args.cmd == "export":
         m = export(store, Path(args.out) if args.out else None)

@@ -155,8 +155,9 @@ class KernelResult:
     raw_diag_cols: np.ndarray
     from_cache: bool
     seconds: float
-    summary: object = None  #: the engine's RunSummary of the block tasks (None when served from the .npy cache)
+    summary: object = None  #: the engine's RunSummary of the block tasks (None when served from the .npz cache)
     failures: dict | None = None
+    compute_seconds: float = float("nan")  #: wall time of the run that computed the matrix (kept in the cache)
 
     @property
     def n_blocks(self) -> int:
@@ -186,7 +187,8 @@ def rematch_kernel(row_keys: Sequence[str], store: ResultStore, settings: Kernel
     cache = (cache_dir or kernel_cache_dir()) / f"rematch_{h[:24]}.npz"
     if use_cache and cache.exists():
         z = np.load(cache)
-        return KernelResult(z["K"], z["dr"], z["dc"], True, time.perf_counter() - t0)
+        cs = float(z["seconds"]) if "seconds" in z.files else float("nan")
+        return KernelResult(z["K"], z["dr"], z["dc"], True, time.perf_counter() - t0, compute_seconds=cs)
 
     settings_d = asdict(settings)
 
@@ -238,11 +240,12 @@ def rematch_kernel(row_keys: Sequence[str], store: ResultStore, settings: Kernel
     if symmetric:
         K = 0.5 * (K + K.T)
         np.fill_diagonal(K, 1.0)
+    seconds = time.perf_counter() - t0
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp.npz")
-    np.savez(tmp, K=K, dr=dr, dc=dc)
+    tmp = cache.with_name(cache.stem + ".tmp.npz")
+    np.savez(tmp, K=K, dr=dr, dc=dc, seconds=seconds)
     tmp.replace(cache)
-    return KernelResult(K, dr, dc, False, time.perf_counter() - t0, summary, failures)
+    return KernelResult(K, dr, dc, False, seconds, summary, failures, compute_seconds=seconds)
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -405,7 +408,8 @@ def spearman_bootstrap(x, y, n_boot: int = 2000, seed: int = 0, ci: float = 0.95
             "n": int(n)}
 
 
-def ood_table(K_slab_bulk: np.ndarray, slab_ids: Sequence[str], bulk_index_of_slab: Sequence[int | None]) -> pd.DataFrame:
+def ood_table(K_slab_bulk: np.ndarray, slab_ids: Sequence[str],
+              bulk_index_of_slab: Sequence[int | None]) -> pd.DataFrame:
     """Per slab: similarity to its own bulk, max similarity over all bulk cells, and the distances 1 - s."""
     own = np.array([K_slab_bulk[i, j] if j is not None and j >= 0 else np.nan
                     for i, j in enumerate(bulk_index_of_slab)])
@@ -500,12 +504,24 @@ def analyse_descriptor(name: str, slabs: dict, bulks: dict, own_bulk: dict, stor
 
 
 def ood_correlations(table: pd.DataFrame, error_col: str = "abs_error_j_per_m2", n_boot: int = 2000,
-                     seed: int = 0) -> pd.DataFrame:
-    """Spearman rho (bootstrap 95% CI) of the |error| with the distances from bulk and the kPCA coordinates."""
+                     seed: int = 0, group_col: str | None = "element") -> pd.DataFrame:
+    """Spearman rho (bootstrap 95% CI) of the |error| with the distances from bulk and the kPCA coordinates.
+
+    With ``group_col``, also ``<distance>|within element``: both the distance and the error minus their median
+    over the slabs of the same element, so that a correlation driven only by which elements are far from the
+    bulk set and badly described (e.g. all facets of one element) is told apart from one within each element.
+    """
     rows = []
     for var in ("dist_own_bulk", "dist_bulk_set", "kpc1", "kpc2"):
         r = spearman_bootstrap(table[var], table[error_col], n_boot=n_boot, seed=seed)
         rows.append({"variable": var, **r})
+    if group_col is not None and group_col in table:
+        g = table.groupby(group_col)
+        err = table[error_col] - g[error_col].transform("median")
+        for var in ("dist_own_bulk", "dist_bulk_set"):
+            x = table[var] - g[var].transform("median")
+            r = spearman_bootstrap(x, err, n_boot=n_boot, seed=seed)
+            rows.append({"variable": f"{var}|within element", **r})
     return pd.DataFrame(rows)
 
 
@@ -524,6 +540,8 @@ def load_gamma_errors(model: str, protocol: str, csv: Path | None = None) -> pd.
         sel = sel[sel["model"] == model]
     if "protocol" in df:
         sel = sel[sel["protocol"] == protocol]
+    if "status" in sel:
+        sel = sel[sel["status"] == "ok"]  # failed / not evaluated rows carry their reason in chapter 01
     if sel.empty:
         return None
     out = sel[["id", "gamma_dft_j_per_m2", "gamma_model_j_per_m2"]].copy()
@@ -580,18 +598,53 @@ def compute_gamma_errors_static(model: str, slabs: pd.DataFrame, store: ResultSt
     return out, failures
 
 
-def verdict(corr: pd.DataFrame, variable: str = "dist_bulk_set") -> str:
-    """Plain statement on the claim 'large errors come from structures far from the (bulk) training domain'."""
-    r = corr.set_index("variable").loc[variable]
-    if not np.isfinite(r["rho"]):
-        return "not testable (too few slabs with both an error and a distance)"
+def _verdict_one(r) -> tuple[str, str]:
     ci = f"Spearman rho = {r['rho']:.2f}, 95% CI [{r['ci_low']:.2f}, {r['ci_high']:.2f}], n = {int(r['n'])}"
+    if not np.isfinite(r["rho"]):
+        return "untestable", "too few slabs with both an error and a distance"
     if r["ci_low"] > 0:
-        strength = "weakly supported" if r["rho"] < 0.3 else "supported"
-        return f"{strength}: larger distance from bulk goes with larger |error| ({ci})"
+        return ("weakly supported" if r["rho"] < 0.3 else "supported"), ci
     if r["ci_high"] < 0:
-        return f"contradicted: larger distance from bulk goes with smaller |error| ({ci})"
-    return f"not supported: no significant rank correlation between distance from bulk and |error| ({ci})"
+        return "contradicted", ci
+    return "not supported", ci
+
+
+def verdict(corr: pd.DataFrame, variable: str = "dist_bulk_set") -> str:
+    """Plain statement on the claim 'large errors come from structures far from the (bulk) training domain':
+    the rank correlation of |error| with the distance from the bulk set, across all slabs and within elements."""
+    c = corr.set_index("variable")
+    word, ci = _verdict_one(c.loc[variable])
+    text = {"supported": "supported: larger distance from bulk goes with larger |error|",
+            "weakly supported": "weakly supported: larger distance from bulk goes with larger |error|",
+            "contradicted": "contradicted: larger distance from bulk goes with smaller |error|",
+            "not supported": "not supported: no significant rank correlation between distance from bulk and |error|",
+            "untestable": "not testable"}[word]
+    out = f"{text} ({ci})"
+    within = f"{variable}|within element"
+    if within in c.index:
+        w_word, w_ci = _verdict_one(c.loc[within])
+        out += f"; within elements: {w_word} ({w_ci})"
+    return out
+
+
+def claim_statement(corr: pd.DataFrame, variable: str = "dist_bulk_set") -> str:
+    """One sentence: do the data support 'large errors come from slabs far from the bulk training domain'?
+
+    Supported only if |error| rises with the distance from the bulk set both across all slabs and within elements
+    (otherwise the trend is a between-element difference: some elements are both far from bulk and badly
+    described, which says nothing about which *structures* are out of domain)."""
+    c = corr.set_index("variable")
+    overall, _ = _verdict_one(c.loc[variable])
+    within_key = f"{variable}|within element"
+    within = _verdict_one(c.loc[within_key])[0] if within_key in c.index else "untestable"
+    pos = ("supported", "weakly supported")
+    if overall in pos and within in pos:
+        return "The data support the claim: |error| rises with the distance from bulk, also within elements."
+    if overall in pos:
+        return ("The data support the claim only between elements: across all slabs |error| rises weakly with the "
+                "distance from bulk, but within an element the facets farther from bulk are not the worse ones "
+                f"(within elements: {within}).")
+    return f"The data do not support the claim (all slabs: {overall}; within elements: {within})."
 
 
 # ------------------------------------------------------------------------------------------------------------------

@@ -177,6 +177,7 @@ def weights_files(name: str, model_path: str | Path | None = None, allow_downloa
     if spec.family == "sevennet":
         if model_path is not None:
             return [_existing(Path(model_path), name, "a SevenNet checkpoint (.pth)")]
+        _trust_packaged_pickles()
         from sevenn.util import pretrained_name_to_path
 
         p = Path(pretrained_name_to_path(spec.variant))
@@ -236,6 +237,16 @@ def _hf_snapshot(name: str, model: str, allow_download: bool | None, files: tupl
     if missing:
         raise ModelNotAvailableError(f"{name}: the cached snapshot {d} of {repo} lacks {missing}")
     return [str(d / f) for f in files]
+
+
+def _trust_packaged_pickles() -> None:
+    """Let torch.load unpickle the files that sevenn 0.10.4 and e3nn 0.4.4 ship in their wheels.
+
+    Under torch >= 2.6 ``torch.load`` defaults to ``weights_only=True``, which rejects e3nn's ``constants.pt``
+    (read at import) and SevenNet's checkpoint. Both come from the installed, pinned wheels (trusted); mace sets the
+    same variable for the whole process when it is imported (see NOTES).
+    """
+    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 
 
 def _existing(p: Path, name: str, what: str) -> Path:
@@ -344,7 +355,7 @@ def _load_chgnet(spec: ModelSpec, file: Path, model_path, device):
 def _load_sevennet(file: Path, device):
     import torch
 
-    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # trusted checkpoint shipped in the wheel
+    _trust_packaged_pickles()
     from sevenn.calculator import SevenNetCalculator
 
     return SevenNetCalculator(model=str(file), device=device), torch.float32, None

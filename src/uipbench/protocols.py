@@ -82,8 +82,11 @@ def references(slabs: pd.DataFrame, store: ResultStore, backend: str = "serial",
                scheduler=None, progress: bool = True) -> pd.DataFrame:
     """Per-slab bulk references (OUC, MP match, DFT eps_bulk, reconstructed DFT slab energy), from the store.
 
-    Same columns as :func:`uipbench.surfaces.bulk_references` (``ouc`` holds the Atoms or None); ``reason`` says
-    why a slab has no DFT reference.
+    Columns: id, element, miller, n_atoms, area_a2, gamma_dft_j_per_m2, gamma_dft_ev_per_a2, ouc (Atoms or None),
+    ouc_found, n_ouc, ouc_tol, matched, mp_ref_index (index into the element's ``mp-pbe-element-refs`` list),
+    eps_dft_ev_per_atom, match_rms, volume_ratio (OUC / MP polymorph volume per atom), ouc_volume_a3_per_atom,
+    e_slab_dft_ev (reconstructed: 2 A gamma + N eps_bulk), e_slab_dft_ev_per_atom, and ``reason`` ('' when the
+    slab has an OUC and a DFT bulk match, else why not).
     """
     tasks, keys = [], []
     for _, r in slabs.iterrows():

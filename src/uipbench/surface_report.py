@@ -141,32 +141,33 @@ def _grid(n_rows: int, n_cols: int, size: float = 3.3):
     return fig, axes
 
 
-def fig1a_bulk_parity(results: pd.DataFrame, protocol: str = "static"):
-    """Model vs MP DFT bulk energy per atom (the OUC), one panel per model."""
+def fig1a_bulk_parity(results: pd.DataFrame, protocol: str = "static", exclude: tuple[str, ...] = ()):
+    """Model vs MP DFT bulk energy per atom (the OUC), one panel per model (``exclude``: models whose absolute
+    energies are on another scale, e.g. trained on r2SCAN)."""
     d = results[(results["protocol"] == protocol) & (results["status"] == "ok")
-                & results["eps_dft_ev_per_atom"].notna()]
+                & results["eps_dft_ev_per_atom"].notna() & ~results["model"].isin(exclude)]
     models = sorted(d["model"].unique())
     fig, axes = _grid(1, max(1, len(models)))
     for ax, m in zip(axes[0], models, strict=False):
         g = d[d["model"] == m]
         err = g["eps_model_ev_per_atom"] - g["eps_dft_ev_per_atom"]
         _parity(ax, g["eps_dft_ev_per_atom"], g["eps_model_ev_per_atom"], "DFT (MP PBE) / eV atom$^{-1}$",
-                f"{m} / eV atom$^{{-1}}$", f"bulk (OUC), {protocol}",
+                f"{m} / eV atom$^{{-1}}$", f"{m}: bulk (OUC), {protocol}",
                 text=f"n = {len(g)}\nMAE = {1000 * err.abs().mean():.0f} meV/atom")
     return fig
 
 
-def fig1b_slab_parity(results: pd.DataFrame, protocol: str = "static"):
+def fig1b_slab_parity(results: pd.DataFrame, protocol: str = "static", exclude: tuple[str, ...] = ()):
     """Model vs reconstructed DFT slab energy per atom, one panel per model."""
     d = results[(results["protocol"] == protocol) & (results["status"] == "ok")
-                & results["e_slab_dft_ev_per_atom"].notna()]
+                & results["e_slab_dft_ev_per_atom"].notna() & ~results["model"].isin(exclude)]
     models = sorted(d["model"].unique())
     fig, axes = _grid(1, max(1, len(models)))
     for ax, m in zip(axes[0], models, strict=False):
         g = d[d["model"] == m]
         err = g["e_slab_model_ev_per_atom"] - g["e_slab_dft_ev_per_atom"]
         _parity(ax, g["e_slab_dft_ev_per_atom"], g["e_slab_model_ev_per_atom"],
-                "DFT slab (reconstructed) / eV atom$^{-1}$", f"{m} / eV atom$^{{-1}}$", f"slab, {protocol}",
+                "DFT slab (reconstructed) / eV atom$^{-1}$", f"{m} / eV atom$^{{-1}}$", f"{m}: slab, {protocol}",
                 color="tab:green", text=f"n = {len(g)}\nMAE = {1000 * err.abs().mean():.0f} meV/atom")
     return fig
 
@@ -202,7 +203,7 @@ def fig1d_error_distributions(results: pd.DataFrame):
               if len(d[(d["model"] == m) & (d["protocol"] == p)])]
     data = [d[(d["model"] == m) & (d["protocol"] == p)]["error_j_per_m2"].to_numpy() for m, p in groups]
     labels = [f"{m}\n{p}" for m, p in groups]
-    fig, axes = plt.subplots(1, 2, figsize=(max(7.0, 1.6 * len(groups) * 2), 4.2), constrained_layout=True)
+    fig, axes = plt.subplots(2, 1, figsize=(max(6.0, 1.3 * len(groups)), 7.5), sharex=True, constrained_layout=True)
     axes[0].boxplot(data, tick_labels=labels, showfliers=True, flierprops=dict(markersize=3))
     parts = axes[1].violinplot(data, showmedians=True)
     for body, (_, p) in zip(parts["bodies"], groups, strict=True):
@@ -214,6 +215,7 @@ def fig1d_error_distributions(results: pd.DataFrame):
         ax.set_ylabel("$\\gamma_{model} - \\gamma_{DFT}$ / J m$^{-2}$")
         ax.set_title(title, fontsize=10)
         ax.tick_params(axis="x", labelsize=8)
+        ax.grid(axis="y", alpha=0.3)
     return fig
 
 
