@@ -64,6 +64,9 @@ class Dataset:
     #: (large figshare records, model weights on GitHub releases / Hugging Face); they are listed so the book can
     #: say what is missing and how to supply it.
     offline: bool = True
+    #: True for the project's own data, committed under ``data/`` (paths.PROJECT_DATA) and versioned by git:
+    #: read from there whatever ``UIPBENCH_DATA`` says, never downloaded, no pinned sha256 (it grows over time)
+    in_repository: bool = False
     homepage: str = ""
     note: str = ""
     tags: tuple[str, ...] = field(default_factory=tuple)
@@ -140,6 +143,8 @@ def _missing_message(file: RemoteFile, local: Path, why: str) -> str:
 def fetch(name: str, data_dir: Path | None = None, download: bool = True) -> list[Path]:
     """Verified local paths of every file of dataset ``name`` (downloading what is absent)."""
     ds = get(name)
+    if ds.in_repository:
+        data_dir, download = paths.PROJECT_DATA, False
     if not ds.offline:
         raise DataNotFoundError(
             f"dataset {name!r} is not available offline: {ds.note} Source: {ds.homepage}. Place its files under "
