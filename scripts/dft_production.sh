@@ -16,11 +16,10 @@ N_PER_PROTOTYPE="${N_PER_PROTOTYPE:-5}"
 echo "dft production started $(date -u +%FT%TZ) pid $$"
 run() { echo "== $(date -u +%T) $*"; "$PY" -m uipbench.dft "$@"; echo "== $(date -u +%T) exit $?"; }
 run run convergence --elements Cu --facets 111 --variants "k 5.5/Å⁻¹" $ARGS   # is k 4.5 converged?
-run run surfaces --elements Cu Al Ag $ARGS                 # dataset 2, first elements (E-V fit, then slabs)
+run run surfaces --elements Cu Ag Au Pt Pd Ni Al Rh $ARGS  # dataset 2: E-V fits, then 24 slabs + oriented bulks
 run run eos --elements Cu Al Si $ARGS                      # lattice-constant validation
-run run pairs --max-atoms 1 --n-per-prototype 1 $ARGS      # dataset 1, first slice: one-atom cells
 run export
-run run surfaces --elements Cu Ag Au Pt Pd Ni Al Rh $ARGS  # dataset 2: all 24 slabs + oriented bulks
+run run pairs --max-atoms 1 --n-per-prototype 1 $ARGS      # dataset 1, first slice: one-atom cells
 run export
 run run pairs-convergence $ARGS                            # dataset-1 settings check (5 cells, 2 variants)
 run run pairs --max-atoms 2 --n-per-prototype "$N_PER_PROTOTYPE" $ARGS

@@ -2,7 +2,7 @@
 # Install GPAW (the project's optional `dft` extra) into the project's venv, idempotently.
 #
 #   scripts/install_gpaw.sh            # system libraries (when missing and we may install them) + pip gpaw
-#   PYTHON=/path/to/python scripts/install_gpaw.sh
+#   scripts/install_gpaw.sh /path/to/python    # (or PYTHON=/path/to/python)
 #
 # GPAW's pip package compiles a C extension against libxc, BLAS, FFTW and (optionally) MPI, so the Debian
 # development packages come first. The pinned `gpaw` pulls the PyPI package `gpaw-data`, which carries the PAW
@@ -11,7 +11,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
+PYTHON="${1:-${PYTHON:-$ROOT/.venv/bin/python}}"  # first argument, or $PYTHON, or the venv
 GPAW_VERSION="${GPAW_VERSION:-26.7.0}"
 APT_PACKAGES=(libxc-dev libopenblas-dev libfftw3-dev openmpi-bin libopenmpi-dev)
 

@@ -230,6 +230,14 @@ def parse_matpes_refs(files: list[Path]) -> dict[str, dict]:
     return out
 
 
+def parse_extxyz(files: list[Path]) -> list:
+    """Extended XYZ (the project's own DFT data): a list of ``ase.Atoms`` with energies, forces, stresses in
+    ``info`` / ``arrays`` (an empty file gives an empty list)."""
+    from ase.io import read
+
+    return read(files[0], index=":", format="extxyz") if files[0].stat().st_size else []
+
+
 def parse_rxnnet(files: list[Path]) -> pd.DataFrame:
     """RxnNet table of Materials Project compounds (GGA/GGA+U and r2SCAN energies per atom).
 
@@ -360,6 +368,35 @@ register(Dataset(
          "(model.json, model.pt, state.pt) to the loader.",
     tags=("weights",),
 ))
+
+
+# The project's own data, computed with GPAW by uipbench.dft and committed under data/dft/ (versioned by git, so
+# no pinned sha256: the files grow as compute allows). Regenerate or extend with `python -m uipbench.dft`.
+_GPAW_CITE = ("This repository (uipbench); GPAW: J. J. Mortensen et al., J. Chem. Phys. 160, 092503 (2024); "
+              "r2SCAN: J. W. Furness et al., J. Phys. Chem. Lett. 11, 8208 (2020); libxc: S. Lehtola et al., "
+              "SoftwareX 7, 1 (2018).")
+
+
+def _project_files(*rel: str) -> tuple[RemoteFile, ...]:
+    return tuple(RemoteFile(path=r, url=f"repository file data/{r} (project-generated)", sha256=None) for r in rel)
+
+
+for _name, _file, _tags, _description in (
+    ("gpaw-pbe-r2scan-pairs", "dft/pairs_pbe_r2scan.extxyz", ("transfer", "project-data"),
+     "Project-generated GPAW PBE and r2SCAN energies, forces and stresses of small strained/rattled cells "
+     "(elements and binary prototypes) on identical settings (dataset 1)."),
+    ("gpaw-pbe-surfaces", "dft/surfaces_pbe.extxyz", ("surfaces", "project-data"),
+     "Project-generated GPAW PBE static symmetric slabs of fcc metals and their oriented bulk references "
+     "(total energies, gamma) (dataset 2)."),
+    ("gpaw-pbe-eos", "dft/eos_pbe.extxyz", ("surfaces", "project-data"),
+     "Project-generated GPAW PBE energy-volume points (lattice-constant validation and the slabs' lattice "
+     "constants)."),
+):
+    register(Dataset(
+        name=_name, description=_description, licence="CC-BY 4.0 (this project)", citation=_GPAW_CITE,
+        files=_project_files(_file), parser=parse_extxyz, in_repository=True, homepage="data/dft/", tags=_tags,
+        note="Committed in the repository's data/dft/; regenerate or extend with python -m uipbench.dft.",
+    ))
 
 
 def get(name: str) -> Dataset:

@@ -23,8 +23,14 @@ that run DFT, so structure generation, export and loading work without it.
 
     python -m uipbench.dft run surfaces --elements Cu Ag Au Pt Pd Ni Al Rh
     python -m uipbench.dft run pairs --elements Cu Al Si --prototypes ref rocksalt --n-per-prototype 3
+    python -m uipbench.dft run eos --elements Cu Al Si
+    python -m uipbench.dft run convergence --elements Cu   # γ vs cutoff, k-points, smearing, vacuum, layers
+    python -m uipbench.dft run pairs-convergence           # dataset-1 cells vs cutoff and k-points
     python -m uipbench.dft export          # rewrite data/dft/*.extxyz from the store
-    python -m uipbench.dft status
+    python -m uipbench.dft status          # counts, failures and timings per kind / functional / size
+
+Every ``run`` accepts ``--backend serial|process|dask --workers N`` (one single-threaded GPAW process per core)
+and ``--store PATH`` (default ``<results>/dft.sqlite``); the production order is in scripts/dft_production.sh.
 """
 
 from __future__ import annotations
@@ -557,7 +563,7 @@ def fit_eos(volumes_a3: Sequence[float], energies_ev: Sequence[float]) -> dict:
 
 
 def eos_results(store: ResultStore, settings: DFTSettings = SURFACE_SETTINGS,
-                elements: Iterable[str] | None = None) -> dict[str, dict]:
+                elements: Iterable[str] | None = None, min_points: int = len(EOS_SCALES)) -> dict[str, dict]:
     """element -> fit (a0_a, v0_a3_per_atom, e0_ev_per_atom, b_gpa, n_points) from stored E-V points of
     ``settings``; {'error': reason} for an element whose points are incomplete or whose fit failed."""
     df = store.frame(kind=KIND_EOS)
@@ -569,6 +575,9 @@ def eos_results(store: ResultStore, settings: DFTSettings = SURFACE_SETTINGS,
     ok["element"] = ok["item"].str.split("|").str[0]
     for el, g in ok.groupby("element", sort=True):
         if elements is not None and el not in elements:
+            continue
+        if len(g) < min_points:  # a curve still being computed: no fit from a handful of points
+            out[el] = {"error": f"incomplete E-V curve ({len(g)} of {min_points} points)", "n_points": len(g)}
             continue
         nat = g["n_atoms"].to_numpy()
         vols = [abs(np.linalg.det(np.array(c))) for c in g["cell_a"]] / nat
@@ -1056,7 +1065,7 @@ def export(store: ResultStore | None = None, out_dir: Path | None = None,
         conv.round(6).to_csv(out_dir / CONVERGENCE_FILE, index=False)
     pconv = pair_convergence_table(store, settings)
     manifest["calc_seconds"]["pairs_convergence"] = float(pconv["seconds"].sum()) if not pconv.empty else 0.0
-    if not pconv.empty:
+    if not pconv.empty and (pconv["variant"] != "default").any():  # only once a variant exists to compare
         pconv.round(6).to_csv(out_dir / PAIR_CONVERGENCE_FILE, index=False)
     # single-threaded wall time of the calculations (an upper bound on their CPU time on a shared machine)
     manifest["calc_hours_total"] = sum(manifest["calc_seconds"].values()) / 3600
@@ -1222,50 +1231,13 @@ def gamma_vs_mp(frames: Sequence, mp: "pd.DataFrame") -> "pd.DataFrame":
     return df.sort_values(["element", "miller"]).reset_index(drop=True)
 
 
-def _parse_extxyz(files: list[Path]):
-    from ase.io import read
-
-    return read(files[0], index=":", format="extxyz") if files[0].stat().st_size else []
-
-
 def load(name: str):
-    """Load one of the project's own DFT datasets from ``data/`` (PROJECT_DATA, not UIPBENCH_DATA)."""
-    return datasets.load(name, data_dir=paths.PROJECT_DATA, download=False)
+    """Load one of the project's own DFT datasets (committed under ``data/dft/``): a list of ``ase.Atoms``.
 
-
-def _project_file(rel: str) -> "datasets.RemoteFile":
-    # Project-own, committed data: versioned by git (no pinned sha256: the file grows as compute allows).
-    return datasets.RemoteFile(path=rel, url=f"repository file data/{rel} (project-generated)", sha256=None)
-
-
-_CITE = ("This repository (uipbench), GPAW: J. J. Mortensen et al., J. Chem. Phys. 160, 092503 (2024); "
-         "r2SCAN: J. W. Furness et al., J. Phys. Chem. Lett. 11, 8208 (2020); libxc: S. Lehtola et al., "
-         "SoftwareX 7, 1 (2018).")
-datasets.register(datasets.Dataset(
-    name="gpaw-pbe-r2scan-pairs",
-    description="Project-generated GPAW PBE and r2SCAN energies, forces and stresses of small strained/rattled "
-                "cells (elements and binary prototypes) on identical settings (dataset 1).",
-    licence="CC-BY 4.0 (this project)", citation=_CITE, files=(_project_file(PAIRS_FILE),),
-    parser=_parse_extxyz, homepage="data/dft/", tags=("transfer", "project-data"),
-    note="Lives in the repository's data/ (load with uipbench.dft.load or datasets.load(name, "
-         "data_dir=paths.PROJECT_DATA)); regenerate or extend with python -m uipbench.dft.",
-))
-datasets.register(datasets.Dataset(
-    name="gpaw-pbe-surfaces",
-    description="Project-generated GPAW PBE static symmetric slabs of fcc metals and their oriented bulk "
-                "references (total energies, γ) (dataset 2).",
-    licence="CC-BY 4.0 (this project)", citation=_CITE, files=(_project_file(SURFACES_FILE),),
-    parser=_parse_extxyz, homepage="data/dft/", tags=("surfaces", "project-data"),
-    note="Lives in the repository's data/; see gpaw-pbe-r2scan-pairs.",
-))
-datasets.register(datasets.Dataset(
-    name="gpaw-pbe-eos",
-    description="Project-generated GPAW PBE energy-volume points (lattice-constant validation and the slabs' "
-                "lattice constants).",
-    licence="CC-BY 4.0 (this project)", citation=_CITE, files=(_project_file(EOS_FILE),),
-    parser=_parse_extxyz, homepage="data/dft/", tags=("surfaces", "project-data"),
-    note="Lives in the repository's data/; see gpaw-pbe-r2scan-pairs.",
-))
+    The datasets (gpaw-pbe-r2scan-pairs, gpaw-pbe-surfaces, gpaw-pbe-eos) are registered in
+    :mod:`uipbench.datasets` with the file names below.
+    """
+    return datasets.load(name)
 
 
 # ----------------------------------------------------------------------------------------------------------------
