@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Grow the project's GPAW datasets in priority order (every stage resumes; each finished calculation is stored
-# at once in <results>/dft.sqlite), re-exporting data/dft/ after the main stages.
+# at once in data/dft/store.sqlite, which is committed so that any machine resumes), re-exporting data/dft/
+# after the main stages.
 #
 #   nohup nice -n 19 scripts/dft_production.sh > results/dft-production.log 2>&1 &
 #

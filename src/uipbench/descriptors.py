@@ -29,7 +29,6 @@ adapters here reach the torch module inside its calculator (``LoadedModel.calc.i
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
@@ -103,17 +102,8 @@ def _soap_compute(atoms, mode: str) -> np.ndarray:
 MODEL_OF = {"chgnet-0.3.0": "chgnet-0.3.0", "sevennet-0": "sevennet-0", "mace-mp-0": "mace-mp-0-medium"}
 
 
-def _trust_packaged_weights() -> None:
-    # sevenn imports e3nn, which torch.load()s its own constants: under torch >= 2.6 that needs this flag before the
-    # first import (NOTES; the SevenNet-0 weights ship in the wheel and are trusted). uipbench.models sets it only
-    # when loading, but its weights lookup already imports sevenn.
-    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
-
-
 def _model_settings(name: str, layer: str) -> dict:
     from . import models
-
-    _trust_packaged_weights()
 
     m = MODEL_OF[name]
     pkg = {"chgnet": "chgnet", "sevennet": "sevenn", "mace": "mace-torch"}[models.get_spec(m).family]
@@ -123,16 +113,12 @@ def _model_settings(name: str, layer: str) -> dict:
 def _check_model(name: str) -> None:
     from . import models
 
-    _trust_packaged_weights()
-
     models.weights_files(MODEL_OF[name], allow_download=False)  # raises ModelNotAvailableError with the reason
 
 
 @functools.lru_cache(maxsize=None)
 def _loaded(name: str):
     from . import models
-
-    _trust_packaged_weights()
 
     return models.load_model(MODEL_OF[name])
 

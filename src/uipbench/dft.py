@@ -30,7 +30,7 @@ that run DFT, so structure generation, export and loading work without it.
     python -m uipbench.dft status          # counts, failures and timings per kind / functional / size
 
 Every ``run`` accepts ``--backend serial|process|dask --workers N`` (one single-threaded GPAW process per core)
-and ``--store PATH`` (default ``<results>/dft.sqlite``); the production order is in scripts/dft_production.sh.
+and ``--store PATH`` (default ``data/dft/store.sqlite``, committed); the production order is in scripts/dft_production.sh.
 """
 
 from __future__ import annotations
@@ -881,8 +881,14 @@ def pair_convergence_table(store: ResultStore, base: DFTSettings = DEFAULT_SETTI
 # running
 
 
+#: The DFT result store is part of the project's data, committed beside the exports: it holds hours of CPU time
+#: (every finished calculation, failures with their reasons, convergence variants), so that any machine resumes
+#: where the last one stopped instead of recomputing. ``export`` checkpoints it (WAL merged) before a commit.
+STORE_FILE = "dft/store.sqlite"
+
+
 def default_store() -> ResultStore:
-    return ResultStore(paths.results_dir() / "dft.sqlite")
+    return ResultStore(paths.PROJECT_DATA / STORE_FILE)
 
 
 def run_eos(elements: Iterable[str], store: ResultStore, settings: DFTSettings = SURFACE_SETTINGS, **kw):
@@ -965,6 +971,7 @@ def export(store: ResultStore | None = None, out_dir: Path | None = None,
     libxc versions) in every frame's info; failures listed with their reasons in the manifest.
     """
     store = store or default_store()
+    store.checkpoint()  # merge the WAL into the database file, which is committed
     out_dir = Path(out_dir) if out_dir is not None else paths.PROJECT_DATA
     manifest: dict[str, Any] = {"settings": settings.as_dict(), "surface_settings": surface_settings.as_dict(),
                                 "failures": {}, "counts": {},
@@ -1284,7 +1291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     e.add_argument("--out", default=None, help="output root (default: the repository's data/)")
     st = sub.add_parser("status", help="counts and CPU hours in the store")
     for sp in (r, e, st):
-        sp.add_argument("--store", default=None, help="SQLite result store (default: <results>/dft.sqlite)")
+        sp.add_argument("--store", default=None, help="SQLite result store (default: data/dft/store.sqlite, committed)")
     args = p.parse_args(argv)
     store = ResultStore(args.store) if args.store else default_store()
     if args.cmd == "status":

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Any, Callable, Iterable
 
-from tqdm.auto import tqdm
+# plain text bars: they render in executed notebooks and the book without ipywidgets
+from tqdm import tqdm
 
 from .store import ResultStore
 
@@ -102,8 +103,9 @@ def run_tasks(func: Callable, tasks: Iterable[Task], store: ResultStore, backend
     done = store.existing(by_key, include_failed=not retry_failed)
     todo = [t for k, t in by_key.items() if k not in done]
     summary = RunSummary(total=len(by_key), skipped=len(by_key) - len(todo))
+    # mininterval: executed notebooks keep every refresh of the bar; a few seconds keeps the book readable
     bar = tqdm(total=len(todo), desc=desc or (todo[0].kind if todo else "tasks"), disable=not progress or not todo,
-               smoothing=0.05)
+               smoothing=0.05, mininterval=2.0)
 
     def record(result: tuple) -> None:
         key, status, payload, array, error, seconds = result

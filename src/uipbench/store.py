@@ -129,6 +129,10 @@ class ResultStore:
             con.close()
             self._local.con = None
 
+    def checkpoint(self) -> None:
+        """Merge the write-ahead log into the database file (before copying or committing the file)."""
+        self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def __getstate__(self):  # picklable for process pools / dask: reopen on the other side
         return {"path": self.path}
 
