@@ -141,35 +141,33 @@ def _grid(n_rows: int, n_cols: int, size: float = 3.3):
     return fig, axes
 
 
+def _energy_parity(results: pd.DataFrame, protocol: str, exclude: tuple[str, ...], quantity: str, xlabel: str,
+                   what: str, color: str | None = None):
+    """One parity panel per model of ``<quantity>_model_ev_per_atom`` against ``<quantity>_dft_ev_per_atom``."""
+    dft, model = f"{quantity}_dft_ev_per_atom", f"{quantity}_model_ev_per_atom"
+    d = results[(results["protocol"] == protocol) & (results["status"] == "ok")
+                & results[dft].notna() & ~results["model"].isin(exclude)]
+    models = sorted(d["model"].unique())
+    fig, axes = _grid(1, max(1, len(models)))
+    extra = {"color": color} if color else {}
+    for ax, m in zip(axes[0], models, strict=False):
+        g = d[d["model"] == m]
+        err = g[model] - g[dft]
+        _parity(ax, g[dft], g[model], xlabel, f"{m} / eV atom$^{{-1}}$", f"{m}: {what}, {protocol}",
+                text=f"n = {len(g)}\nMAE = {1000 * err.abs().mean():.0f} meV/atom", **extra)
+    return fig
+
+
 def fig1a_bulk_parity(results: pd.DataFrame, protocol: str = "static", exclude: tuple[str, ...] = ()):
     """Model vs MP DFT bulk energy per atom (the OUC), one panel per model (``exclude``: models whose absolute
     energies are on another scale, e.g. trained on r2SCAN)."""
-    d = results[(results["protocol"] == protocol) & (results["status"] == "ok")
-                & results["eps_dft_ev_per_atom"].notna() & ~results["model"].isin(exclude)]
-    models = sorted(d["model"].unique())
-    fig, axes = _grid(1, max(1, len(models)))
-    for ax, m in zip(axes[0], models, strict=False):
-        g = d[d["model"] == m]
-        err = g["eps_model_ev_per_atom"] - g["eps_dft_ev_per_atom"]
-        _parity(ax, g["eps_dft_ev_per_atom"], g["eps_model_ev_per_atom"], "DFT (MP PBE) / eV atom$^{-1}$",
-                f"{m} / eV atom$^{{-1}}$", f"{m}: bulk (OUC), {protocol}",
-                text=f"n = {len(g)}\nMAE = {1000 * err.abs().mean():.0f} meV/atom")
-    return fig
+    return _energy_parity(results, protocol, exclude, "eps", "DFT (MP PBE) / eV atom$^{-1}$", "bulk (OUC)")
 
 
 def fig1b_slab_parity(results: pd.DataFrame, protocol: str = "static", exclude: tuple[str, ...] = ()):
     """Model vs reconstructed DFT slab energy per atom, one panel per model."""
-    d = results[(results["protocol"] == protocol) & (results["status"] == "ok")
-                & results["e_slab_dft_ev_per_atom"].notna() & ~results["model"].isin(exclude)]
-    models = sorted(d["model"].unique())
-    fig, axes = _grid(1, max(1, len(models)))
-    for ax, m in zip(axes[0], models, strict=False):
-        g = d[d["model"] == m]
-        err = g["e_slab_model_ev_per_atom"] - g["e_slab_dft_ev_per_atom"]
-        _parity(ax, g["e_slab_dft_ev_per_atom"], g["e_slab_model_ev_per_atom"],
-                "DFT slab (reconstructed) / eV atom$^{-1}$", f"{m} / eV atom$^{{-1}}$", f"{m}: slab, {protocol}",
-                color="tab:green", text=f"n = {len(g)}\nMAE = {1000 * err.abs().mean():.0f} meV/atom")
-    return fig
+    return _energy_parity(results, protocol, exclude, "e_slab", "DFT slab (reconstructed) / eV atom$^{-1}$",
+                          "slab", color="tab:green")
 
 
 def fig1c_gamma_parity(results: pd.DataFrame, metrics: pd.DataFrame | None = None):
