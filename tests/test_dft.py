@@ -48,8 +48,12 @@ def test_pair_structures_strain_rattle_bounds_and_skips():
         sigma = s.atoms.info["rattle_sigma_a"]
         assert sigma == 0.0 if len(s.atoms) == 1 else 0.02 <= sigma <= 0.1
         assert 1 <= len(s.atoms) <= 8
-    # cheapest first
-    assert [len(s.atoms) for s in structs] == sorted(len(s.atoms) for s in structs)
+    # breadth first: every composition's sample 0 before any sample 1; within a sample index, cheapest first
+    order = [(s.index, len(s.atoms)) for s in structs]
+    assert order == sorted(order)
+    first = {(s.prototype, s.species) for s in structs if s.index == 0}
+    n_first = sum(1 for s in structs if s.index == 0)
+    assert [(s.prototype, s.species) for s in structs[:n_first]] and len(first) == n_first
 
 
 def test_prototypes_have_expected_stoichiometry_and_distances():
@@ -126,9 +130,26 @@ def test_functionals_share_identical_settings():
     assert dft.initial_magmoms(fe.args.atoms, fe.args.settings) == [3.0]  # spin-polarised start for Fe
     na = next(t for t in tasks if t.item.startswith("ClNa-") or t.item.startswith("NaCl-"))
     assert not any(dft.initial_magmoms(na.args.atoms, na.args.settings))
-    # dataset 2 differs from dataset 1 only by its k-point density
-    diff = {k for k, v in dft.SURFACE_SETTINGS.as_dict().items() if dft.DEFAULT_SETTINGS.as_dict()[k] != v}
-    assert diff == {"kpt_density_per_inv_a"}
+    # datasets 1 and 2 differ from the base settings (and so from each other) only by their k-point density
+    for production in (dft.SURFACE_SETTINGS, dft.PAIR_SETTINGS):
+        diff = {k for k, v in production.as_dict().items() if dft.DEFAULT_SETTINGS.as_dict()[k] != v}
+        assert diff == {"kpt_density_per_inv_a"}
+    assert all(t.args.settings == dft.PAIR_SETTINGS for t in tasks)  # dataset 1 runs on its own settings
+
+
+def test_pair_convergence_variants_reuse_dataset1_records():
+    """The default variant *is* the dataset-1 calculation (same key), and every variant is an ordinary dataset-1
+    single point whose key differs only through its settings: no calculation is ever done twice."""
+    conv = dft.pair_convergence_tasks()
+    structs, _ = dft.pair_structures(["Cu", "Mg", "O"], ["ref", "rocksalt"], 1, seed=0)
+    default = {t.item: t.key for t in conv if t.item.count("|") == 1}
+    prod = {t.item: t.key for t in dft.pair_tasks(structs) if t.item in default}
+    assert {i.split("|")[0] for i in prod} == {"Cu-ref-s0-000", "MgO-rocksalt-s0-000"}
+    assert all(default[i] == k for i, k in prod.items())
+    assert all(t.kind == dft.KIND_PAIRS for t in conv)
+    assert len({t.key for t in conv}) == len(conv)
+    k35 = [t for t in conv if t.item.endswith("|k 3.5/Å⁻¹")]
+    assert k35 and all(t.args.settings == dft.DEFAULT_SETTINGS for t in k35)  # the settings of the first 14 pairs
 
 
 def test_task_keys_depend_on_functional_settings_and_structure():
