@@ -6,11 +6,18 @@ The book's sources (``_config.yml``, ``_toc.yml``, ``intro.md``) live at the rep
 chapters as ``notebooks/<stem>``. Jupyter Book must not execute anything (``execute_notebooks: off``), so this
 module stages a copy of those files with the *executed* notebooks of the profile (``<build>/<profile>/``) in place
 of the sources, and runs ``jupyter-book build`` on the stage with warnings as errors.
+
+Maths is rendered by MathJax 3 served with the book (no CDN), so an offline reader sees typeset formulas:
+``_config.yml`` sets ``mathjax_path`` to ``mathjax/tex-mml-chtml.js`` (relative to ``_static``) and :func:`build`
+copies the files MathJax needs from the installed PyPI package ``sphinx-mathjax-offline`` (pinned in
+``constraints.txt``) into ``<html>/_static/mathjax``. Without that package the build still succeeds, with a warning,
+and the pages load MathJax from Sphinx's default CDN address.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import re
 import shutil
 import subprocess
@@ -23,6 +30,13 @@ import yaml
 from . import paths
 
 BOOK_FILES = ("_config.yml", "_toc.yml", "intro.md")
+
+MATHJAX_DIST = "sphinx-mathjax-offline"  # PyPI package that ships MathJax 3.2.2 (Apache-2.0)
+MATHJAX_DIST_DIR = "sphinx-mathjax-offline/static/mathjax"  # where the files are, relative to site-packages
+# what tex-mml-chtml.js uses: the combined component itself (TeX + MathML input, CommonHTML output, menu,
+# assistive MathML), the TeX extensions that \require and autoload fetch, and the CommonHTML web fonts. Left out
+# (~22 MB): the SVG output, the other combined components, and the speech-rule engine of the menu's explorer.
+MATHJAX_SUBSET = ("tex-mml-chtml.js", "input/tex/extensions", "output/chtml/fonts/woff-v2")
 
 
 def toc_chapters(toc_path: Path | None = None) -> list[str]:
@@ -70,11 +84,70 @@ def stage(profile: str, stage_dir: Path | None = None, executed_dir: Path | None
     return stage_dir
 
 
+def mathjax_source() -> Path | None:
+    """The MathJax directory of the installed :data:`MATHJAX_DIST`, or None when it is not installed (or lacks
+    a file of :data:`MATHJAX_SUBSET`)."""
+    try:
+        dist = importlib.metadata.distribution(MATHJAX_DIST)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    src = Path(dist.locate_file(MATHJAX_DIST_DIR))
+    return src if all((src / part).exists() for part in MATHJAX_SUBSET) else None
+
+
+def configured_mathjax_path(config_path: Path | None = None) -> str | None:
+    """``sphinx.config.mathjax_path`` of the book's ``_config.yml`` (None: Sphinx's CDN default)."""
+    cfg = yaml.safe_load((config_path or paths.ROOT / "_config.yml").read_text()) or {}
+    return ((cfg.get("sphinx") or {}).get("config") or {}).get("mathjax_path")
+
+
+def _is_url(path: str) -> bool:
+    return bool(re.match(r"^([a-z]+:)?//", path))
+
+
+def copy_mathjax(src: Path, html_dir: Path, mathjax_path: str) -> Path:
+    """Copy :data:`MATHJAX_SUBSET` of ``src`` into ``html_dir/_static/<dir of mathjax_path>``; return the
+    entry script, which must be one of the copied files."""
+    dest = html_dir / "_static" / Path(mathjax_path).parent
+    if dest.exists():
+        shutil.rmtree(dest)
+    for part in MATHJAX_SUBSET:
+        if (src / part).is_dir():
+            shutil.copytree(src / part, dest / part)
+        else:
+            (dest / part).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src / part, dest / part)
+    version = importlib.metadata.version(MATHJAX_DIST)
+    (dest / "SOURCE.txt").write_text(
+        f"MathJax 3.2.2 (Apache License 2.0, https://www.mathjax.org), subset copied by uipbench.book from the\n"
+        f"PyPI package {MATHJAX_DIST}=={version}: {', '.join(MATHJAX_SUBSET)}\n")
+    entry = html_dir / "_static" / mathjax_path
+    if not entry.is_file():
+        raise RuntimeError(f"_config.yml mathjax_path {mathjax_path!r} names no file of the copied MathJax "
+                           f"({', '.join(MATHJAX_SUBSET)} under {dest})")
+    return entry
+
+
+def _use_cdn_mathjax(config_path: Path) -> None:
+    """Drop ``mathjax_path`` from a (staged) ``_config.yml``: Sphinx then loads MathJax from its CDN default."""
+    cfg = yaml.safe_load(config_path.read_text())
+    cfg["sphinx"]["config"].pop("mathjax_path", None)
+    config_path.write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
+
+
 def build(profile: str = "full", output_root: Path | None = None, stage_dir: Path | None = None,
           executed_dir: Path | None = None, strict: bool = True) -> Path:
     """Stage and build the HTML book; return the path of ``index.html``. ``strict``: warnings are errors."""
     output_root = output_root or paths.ROOT
     staged = stage(profile, stage_dir=stage_dir, executed_dir=executed_dir)
+    mathjax_path = configured_mathjax_path(staged / "_config.yml")
+    local_mathjax = bool(mathjax_path) and not _is_url(mathjax_path)
+    mathjax_src = mathjax_source() if local_mathjax else None
+    if local_mathjax and mathjax_src is None:
+        print(f"WARNING: MathJax not found (the PyPI package {MATHJAX_DIST} is not installed; "
+              f"`pip install -c constraints.txt {MATHJAX_DIST}`): the book loads MathJax from a CDN and "
+              f"shows raw TeX to a reader without network", file=sys.stderr)
+        _use_cdn_mathjax(staged / "_config.yml")
     html = output_root / "_build" / "html"
     if html.exists():
         shutil.rmtree(html)
@@ -89,6 +162,8 @@ def build(profile: str = "full", output_root: Path | None = None, stage_dir: Pat
     index = html / "index.html"
     if not index.exists():
         raise RuntimeError(f"jupyter-book finished but {index} does not exist:\n{proc.stdout[-3000:]}")
+    if mathjax_src is not None:
+        copy_mathjax(mathjax_src, html, mathjax_path)
     return index
 
 
