@@ -1,0 +1,358 @@
+"""Dataset 2 and its inputs: PBE equation of state of fcc metals (:func:`eos_tasks`, :func:`eos_results`),
+static symmetric slabs and their oriented bulk references (:func:`build_slab`, :func:`surface_tasks`), surface
+energies from the store (:func:`surface_records`, :func:`surface_table`) and the surface-energy convergence
+check (:data:`CONVERGENCE_VARIANTS`, :func:`convergence_tasks`, :func:`convergence_table`).
+
+Not to be confused with :mod:`uipbench.surfaces` (the Materials Project slabs that the models are benchmarked on).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from ..engine import Task
+from ..store import ResultStore
+from .calc import KIND_BULK, KIND_EOS, KIND_SLAB, CalcSpec, make_spec
+from .settings import DEFAULT_SETTINGS, SURFACE_SETTINGS, DFTSettings, kpt_mesh
+
+EV_PER_A2_TO_J_PER_M2 = 16.021766208
+
+SURFACE_ELEMENTS = ("Cu", "Ag", "Au", "Pt", "Pd", "Ni", "Al", "Rh")
+SURFACE_FACETS = ((1, 1, 1), (1, 0, 0), (1, 1, 0))
+EOS_ELEMENTS = ("Cu", "Al", "Si")
+#: lattice-constant scale factors of the E-V curves (around the experimental a; PBE is ~1-2 % larger)
+EOS_SCALES = (0.98, 0.995, 1.01, 1.025, 1.04)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# equation of state
+
+
+def eos_structures(element: str, scales: Sequence[float] = EOS_SCALES) -> list[tuple[float, Any]]:
+    """(scale, primitive cell with lattice constant scale * a_exp) for an element's simple reference structure."""
+    from ase.build import bulk
+    from ase.data import atomic_numbers, reference_states
+
+    ref = reference_states[atomic_numbers[element]]
+    if ref is None or ref.get("symmetry") not in ("fcc", "bcc", "diamond", "sc"):
+        raise ValueError(f"E-V curves are implemented for cubic reference states; {element}: {ref}")
+    return [(float(s), bulk(element, a=ref["a"] * s)) for s in scales]
+
+
+def eos_tasks(elements: Iterable[str], settings: DFTSettings = SURFACE_SETTINGS,
+              scales: Sequence[float] = EOS_SCALES) -> list[Task]:
+    """PBE single points along the E-V curve; the k-mesh is fixed at the experimental volume for the whole curve
+    (a mesh that changed with volume would put steps into E(V))."""
+    tasks = []
+    for el in elements:
+        structs = eos_structures(el, scales)
+        ref_atoms = dict(structs)[1.0] if 1.0 in dict(structs) else structs[len(structs) // 2][1]
+        mesh = kpt_mesh(ref_atoms, settings.kpt_density_per_inv_a)
+        for s, at in structs:
+            spec = make_spec(at, "pbe", settings, kpts=mesh, stress=True, label=f"eos-{el}-{s:.3f}")
+            tasks.append(spec.task(KIND_EOS, f"{el}|{s:.3f}"))
+    return tasks
+
+
+def fit_eos(volumes_a3: Sequence[float], energies_ev: Sequence[float]) -> dict:
+    """Birch-Murnaghan fit (ASE): V0, E0, B (GPa). Raises when the minimum is outside the sampled volumes."""
+    from ase.eos import EquationOfState
+    from ase.units import GPa
+
+    v = np.asarray(volumes_a3, float)
+    e = np.asarray(energies_ev, float)
+    eos = EquationOfState(v, e, eos="birchmurnaghan")
+    v0, e0, b = eos.fit()
+    if not (v.min() < v0 < v.max()):
+        raise ValueError(f"E-V minimum {v0:.3f} Å³ outside the sampled range [{v.min():.3f}, {v.max():.3f}]")
+    return {"v0_a3": float(v0), "e0_ev": float(e0), "b_gpa": float(b / GPa)}
+
+
+def eos_results(store: ResultStore, settings: DFTSettings = SURFACE_SETTINGS,
+                elements: Iterable[str] | None = None, min_points: int = len(EOS_SCALES)) -> dict[str, dict]:
+    """element -> fit (a0_a, v0_a3_per_atom, e0_ev_per_atom, b_gpa, n_points) from stored E-V points of
+    ``settings``; {'error': reason} for an element whose points are incomplete or whose fit failed."""
+    df = store.frame(kind=KIND_EOS)
+    out: dict[str, dict] = {}
+    if df.empty:
+        return out
+    ok = df[df["status"] == "ok"].copy()
+    ok = ok[[s == settings.as_dict() for s in ok["settings"]]] if "settings" in ok else ok.iloc[0:0]
+    ok["element"] = ok["item"].str.split("|").str[0]
+    for el, g in ok.groupby("element", sort=True):
+        if elements is not None and el not in elements:
+            continue
+        if len(g) < min_points:  # a curve still being computed: no fit from a handful of points
+            out[el] = {"error": f"incomplete E-V curve ({len(g)} of {min_points} points)", "n_points": len(g)}
+            continue
+        nat = g["n_atoms"].to_numpy()
+        vols = [abs(np.linalg.det(np.array(c))) for c in g["cell_a"]] / nat
+        e = g["energy_ev"].to_numpy() / nat
+        try:
+            fit = fit_eos(vols, e)
+        except Exception as exc:
+            out[el] = {"error": f"{type(exc).__name__}: {exc}", "n_points": len(g)}
+            continue
+        from ase.data import atomic_numbers, reference_states
+
+        sym = reference_states[atomic_numbers[el]]["symmetry"]
+        atoms_per_conv = {"fcc": 4, "bcc": 2, "diamond": 8, "sc": 1}[sym]
+        a0 = (fit["v0_a3"] * atoms_per_conv) ** (1 / 3)
+        out[el] = {"a0_a": a0, "v0_a3_per_atom": fit["v0_a3"], "e0_ev_per_atom": fit["e0_ev"], "b_gpa": fit["b_gpa"],
+                   "n_points": len(g), "structure": sym}
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# dataset 2: slabs and oriented bulk references
+
+
+def gamma_j_per_m2(e_slab_ev: float, n_slab: int, e_bulk_per_atom_ev: float, area_a2: float) -> float:
+    """Surface energy of a symmetric slab with two equivalent faces: (E_slab - N ε_bulk) / (2A), in J/m²."""
+    return (e_slab_ev - n_slab * e_bulk_per_atom_ev) / (2.0 * area_a2) * EV_PER_A2_TO_J_PER_M2
+
+
+def _miller_str(hkl: Sequence[int]) -> str:
+    return "".join(str(i) for i in hkl)
+
+
+def _orthogonal_c(structure, max_index: int = 3):
+    """Supercell of ``structure`` whose c is perpendicular to its (a, b) plane, when a small one exists
+    (c' = n c + i a + j b): the oriented bulk then samples exactly the slab's in-plane k-points."""
+    m = structure.lattice.matrix
+    normal = np.cross(m[0], m[1])
+    normal /= np.linalg.norm(normal)
+    best = None
+    for n in range(1, max_index + 1):
+        for i in range(-max_index, max_index + 1):
+            for j in range(-max_index, max_index + 1):
+                c = n * m[2] + i * m[0] + j * m[1]
+                if np.dot(c, normal) <= 0:
+                    continue
+                tilt = np.linalg.norm(c - np.dot(c, normal) * normal)
+                if tilt < 1e-6 and (best is None or n < best[0]):
+                    best = (n, i, j)
+    if best is None:
+        return structure, False
+    n, i, j = best
+    return structure.copy().make_supercell([[1, 0, 0], [0, 1, 0], [i, j, n]], in_place=False), True
+
+
+def _reduce_2d(ab: np.ndarray) -> np.ndarray:
+    """Unimodular 2x2 integer matrix T (det +1) such that T @ ab is Gauss-reduced (|a| <= |b|, |a·b| <= |a|²/2)."""
+    t = np.eye(2, dtype=int)
+    v = np.array(ab, float)
+    for _ in range(100):
+        if np.dot(v[1], v[1]) < np.dot(v[0], v[0]):
+            v = v[::-1].copy()
+            t = t[::-1].copy()
+            v[1], t[1] = -v[1], -t[1]  # keep det(T) = +1 (right-handed cell)
+        mu = int(np.round(np.dot(v[0], v[1]) / np.dot(v[0], v[0])))
+        if mu == 0:
+            break
+        v[1] = v[1] - mu * v[0]
+        t[1] = t[1] - mu * t[0]
+    return t
+
+
+def build_slab(element: str, hkl: Sequence[int], a0: float, settings: DFTSettings = SURFACE_SETTINGS):
+    """Static symmetric 1x1 slab of fcc ``element`` (pymatgen SlabGenerator, bulk-terminated at lattice constant
+    ``a0``) and its oriented bulk cell (same in-plane lattice, c ⟂ surface). Returns (slab, bulk, info) as ASE
+    Atoms; the slab's c is perpendicular to the surface with ``settings.vacuum_a`` of vacuum."""
+    from pymatgen.core import Lattice, Structure
+    from pymatgen.core.surface import SlabGenerator
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    conv = Structure(Lattice.cubic(a0), [element] * 4, [[0, 0, 0], [0, .5, .5], [.5, 0, .5], [.5, .5, 0]])
+    n_layers = settings.layers_of(hkl)
+    slab = None
+    for n_planes in range(1, n_layers + 1):  # pymatgen counts d_hkl planes, which may hold several atomic layers
+        gen = SlabGenerator(conv, hkl, min_slab_size=n_planes, min_vacuum_size=2, in_unit_planes=True,
+                            center_slab=True, primitive=True, reorient_lattice=True)
+        slabs = [sl for sl in gen.get_slabs(symmetrize=False) if sl.is_symmetric()]
+        if not slabs:
+            raise ValueError(f"no symmetric bulk-terminated {element}({_miller_str(hkl)}) slab")
+        if len(np.unique(np.round(slabs[0].cart_coords[:, 2], 3))) >= n_layers:
+            slab = slabs[0]
+            break
+    if slab is None:
+        raise ValueError(f"could not build {n_layers} layers of {element}({_miller_str(hkl)})")
+    adaptor = AseAtomsAdaptor()
+    slab_atoms = adaptor.get_atoms(slab.get_orthogonal_c_slab())
+    bulk_struct, orthogonal = _orthogonal_c(slab.oriented_unit_cell)
+    bulk_atoms = adaptor.get_atoms(bulk_struct)
+    # same reduced in-plane cell for slab and bulk (Gauss reduction: shortest, most orthogonal a, b)
+    transform = _reduce_2d(slab_atoms.cell[:2])
+    for at in (slab_atoms, bulk_atoms):
+        cell = at.cell[:].copy()
+        cell[:2] = transform @ cell[:2]
+        at.set_cell(cell, scale_atoms=False)
+        at.wrap()
+        for k in list(at.arrays):
+            if k not in ("numbers", "positions"):
+                del at.arrays[k]
+        at.info = {}
+    # rotate the bulk into the slab's frame (pymatgen re-orients the slab, not its oriented unit cell)
+    def frame(cell):
+        e1 = cell[0] / np.linalg.norm(cell[0])
+        e3 = np.cross(cell[0], cell[1])
+        e3 /= np.linalg.norm(e3)
+        return np.array([e1, np.cross(e3, e1), e3])
+
+    rot = frame(slab_atoms.cell[:]).T @ frame(bulk_atoms.cell[:])
+    bulk_atoms.set_cell(bulk_atoms.cell[:] @ rot.T, scale_atoms=True)
+    slab_atoms.center(vacuum=settings.vacuum_a / 2, axis=2)
+    slab_atoms.pbc = (True, True, True)  # periodic images separated by vacuum (PW mode needs a periodic cell)
+    z = slab_atoms.positions[:, 2]
+    n_found = len(np.unique(np.round(z, 3)))
+    area = float(np.linalg.norm(np.cross(slab_atoms.cell[0], slab_atoms.cell[1])))
+    info = {"element": element, "miller": _miller_str(hkl), "n_layers": int(n_found), "area_a2": area,
+            "a0_a": float(a0), "slab_thickness_a": float(z.max() - z.min()), "bulk_c_orthogonal": bool(orthogonal),
+            "n_slab_atoms": len(slab_atoms), "n_bulk_atoms": len(bulk_atoms)}
+    return slab_atoms, bulk_atoms, info
+
+
+def surface_specs(element: str, hkl: Sequence[int], a0: float, settings: DFTSettings = SURFACE_SETTINGS,
+                  functional: str = "pbe") -> tuple[CalcSpec, CalcSpec, dict]:
+    """Slab and oriented-bulk single points sharing the in-plane k-mesh (the bulk adds its own mesh along c)."""
+    slab, bulk, info = build_slab(element, hkl, a0, settings)
+    k_bulk = kpt_mesh(bulk, settings.kpt_density_per_inv_a)
+    k_slab = kpt_mesh(slab, settings.kpt_density_per_inv_a)
+    k_inplane = [max(a, b) for a, b in zip(k_bulk[:2], k_slab[:2])]
+    label = f"{element}{info['miller']}"
+    s_spec = make_spec(slab, functional, settings, kpts=k_inplane + [1], stress=False, label=f"slab-{label}")
+    b_spec = make_spec(bulk, functional, settings, kpts=k_inplane + [k_bulk[2]], stress=True,
+                       label=f"bulk-{label}")
+    return s_spec, b_spec, info
+
+
+def surface_tasks(eos: dict[str, dict], elements: Iterable[str] = SURFACE_ELEMENTS,
+                  facets: Iterable[Sequence[int]] = SURFACE_FACETS,
+                  settings: DFTSettings = SURFACE_SETTINGS) -> tuple[list[Task], dict[str, str]]:
+    """Slab + oriented-bulk tasks at each element's fitted PBE lattice constant (rounded to 1e-4 Å so keys are
+    stable); elements without a successful E-V fit are returned as skipped with the reason."""
+    tasks, skipped = [], {}
+    for el in elements:
+        fit = eos.get(el)
+        if fit is None or "a0_a" not in fit:
+            skipped[el] = (fit or {}).get("error", "no E-V fit yet")
+            continue
+        a0 = round(fit["a0_a"], 4)
+        for hkl in facets:
+            s_spec, b_spec, info = surface_specs(el, hkl, a0, settings)
+            tasks.append(b_spec.task(KIND_BULK, f"{el}|{info['miller']}"))
+            tasks.append(s_spec.task(KIND_SLAB, f"{el}|{info['miller']}"))
+    return tasks, skipped
+
+
+#: settings variants of the surface-energy convergence check (all relative to DEFAULT_SETTINGS)
+CONVERGENCE_VARIANTS: dict[str, dict] = {
+    "default": {},
+    "ecut 500 eV": {"ecut_ev": 500.0},
+    "k 4.5/Å⁻¹": {"kpt_density_per_inv_a": 4.5},
+    "ecut 500 eV, k 4.5/Å⁻¹": {"ecut_ev": 500.0, "kpt_density_per_inv_a": 4.5},
+    "k 5.5/Å⁻¹": {"kpt_density_per_inv_a": 5.5},
+    "MV 0.2 eV": {"smearing_width_ev": 0.2},
+    "MV 0.2 eV, k 4.5/Å⁻¹": {"smearing_width_ev": 0.2, "kpt_density_per_inv_a": 4.5},
+    "MV 0.2 eV, k 5.5/Å⁻¹": {"smearing_width_ev": 0.2, "kpt_density_per_inv_a": 5.5},
+    "ecut 350 eV, k 3.0/Å⁻¹": {"ecut_ev": 350.0, "kpt_density_per_inv_a": 3.0},
+    "vacuum 16 Å": {"vacuum_a": 16.0},
+    "+2 layers": {"slab_layers": (("100", 8), ("110", 10), ("111", 8))},
+}
+
+
+def convergence_tasks(element: str = "Cu", a0: float = 3.63, facets: Iterable[Sequence[int]] = SURFACE_FACETS,
+                      variants: Iterable[str] = tuple(CONVERGENCE_VARIANTS),
+                      base: DFTSettings = DEFAULT_SETTINGS) -> list[Task]:
+    """Slab + oriented-bulk tasks of ``element`` at a fixed lattice constant for each settings variant (so that
+    only the numerical setting changes between rows of :func:`convergence_table`)."""
+    tasks = []
+    for v in variants:
+        st = base.replace(**CONVERGENCE_VARIANTS[v])
+        for hkl in facets:
+            s_spec, b_spec, info = surface_specs(element, hkl, a0, st)
+            tasks.append(b_spec.task(KIND_BULK, f"{element}|{info['miller']}|conv"))
+            tasks.append(s_spec.task(KIND_SLAB, f"{element}|{info['miller']}|conv"))
+    return tasks
+
+
+def convergence_table(store: ResultStore, element: str = "Cu", a0: float = 3.63,
+                      facets: Iterable[Sequence[int]] = SURFACE_FACETS,
+                      variants: Iterable[str] = tuple(CONVERGENCE_VARIANTS), base: DFTSettings = DEFAULT_SETTINGS):
+    """γ (J/m²) per settings variant and facet from the store (missing calculations are absent rows), with the
+    difference to the default settings and the summed wall time of slab + bulk."""
+    import pandas as pd
+
+    rows = []
+    facets = list(facets)
+    for v in variants:
+        st = base.replace(**CONVERGENCE_VARIANTS[v])
+        for hkl in facets:
+            s_spec, b_spec, info = surface_specs(element, hkl, a0, st)
+            s = store.get(s_spec.key(KIND_SLAB), with_array=False)
+            b = store.get(b_spec.key(KIND_BULK), with_array=False)
+            if not (s and b and s.ok and b.ok):
+                continue
+            sp, bp = s.payload, b.payload
+            rows.append({"variant": v, "element": element, "miller": info["miller"], "n_layers": info["n_layers"],
+                         "ecut_ev": st.ecut_ev, "kpt_density_per_inv_a": st.kpt_density_per_inv_a,
+                         "vacuum_a": st.vacuum_a, "kpts_slab": "x".join(map(str, sp["kpts"])),
+                         "gamma_j_per_m2": gamma_j_per_m2(sp["energy_ev"], sp["n_atoms"],
+                                                          bp["energy_ev"] / bp["n_atoms"], info["area_a2"]),
+                         "seconds": (s.seconds or 0) + (b.seconds or 0)})
+    df = pd.DataFrame(rows)
+    if not df.empty:
+        prod = [v for v in CONVERGENCE_VARIANTS if base.replace(**CONVERGENCE_VARIANTS[v]) == SURFACE_SETTINGS]
+        df["dataset2_settings"] = df["variant"].isin(prod)
+        ref = df[df["variant"] == "default"].set_index("miller")["gamma_j_per_m2"]
+        df["delta_vs_default_j_per_m2"] = df["gamma_j_per_m2"] - df["miller"].map(ref)
+    return df
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# surface energies from the store
+
+
+def surface_records(store: ResultStore, settings: DFTSettings = SURFACE_SETTINGS,
+                    facets: Iterable[Sequence[int]] = SURFACE_FACETS) -> list[dict]:
+    """The dataset-2 calculations the store holds for ``settings``: one dict per (fcc element with an E-V fit,
+    facet) with its geometry ``info`` and the slab / bulk :class:`~uipbench.store.Record` (None when absent).
+
+    Looked up by the keys of :func:`surface_tasks` (so stale records of other geometries or settings, and the
+    convergence runs, are never mixed in)."""
+    eos = {el: f for el, f in eos_results(store, settings).items() if f.get("structure") == "fcc"}
+    out = []
+    for el in sorted(eos):
+        a0 = round(eos[el]["a0_a"], 4)
+        for hkl in facets:
+            s_spec, b_spec, info = surface_specs(el, hkl, a0, settings)
+            out.append({"info": info, "slab": store.get(s_spec.key(KIND_SLAB), with_array=False),
+                        "bulk": store.get(b_spec.key(KIND_BULK), with_array=False)})
+    return out
+
+
+def surface_table(store: ResultStore, settings: DFTSettings = SURFACE_SETTINGS,
+                  records: list[dict] | None = None):
+    """γ per (element, facet) from stored slab and oriented-bulk energies of ``settings`` (DataFrame)."""
+    import pandas as pd
+
+    rows = []
+    for r in (records if records is not None else surface_records(store, settings)):
+        s, b, info = r["slab"], r["bulk"], r["info"]
+        if not (s and b and s.ok and b.ok):
+            continue
+        sp, bp = s.payload, b.payload
+        eb = bp["energy_ev"] / bp["n_atoms"]
+        rows.append({"element": info["element"], "miller": info["miller"], "n_layers": info["n_layers"],
+                     "n_slab_atoms": int(sp["n_atoms"]), "n_bulk_atoms": int(bp["n_atoms"]), "a0_a": info["a0_a"],
+                     "area_a2": info["area_a2"], "e_slab_ev": sp["energy_ev"], "e_bulk_ev_per_atom": eb,
+                     "gamma_j_per_m2": gamma_j_per_m2(sp["energy_ev"], int(sp["n_atoms"]), eb, info["area_a2"]),
+                     "magmom_slab_bohr": sp["magmom_total_bohr"], "kpts_slab": "x".join(map(str, sp["kpts"])),
+                     "kpts_bulk": "x".join(map(str, bp["kpts"])), "slab_seconds": s.seconds,
+                     "bulk_seconds": b.seconds})
+    cols = ["element", "miller", "n_layers", "n_slab_atoms", "n_bulk_atoms", "a0_a", "area_a2", "e_slab_ev",
+            "e_bulk_ev_per_atom", "gamma_j_per_m2", "magmom_slab_bohr", "kpts_slab", "kpts_bulk", "slab_seconds",
+            "bulk_seconds"]
+    return pd.DataFrame(rows, columns=cols).sort_values(["element", "miller"]).reset_index(drop=True)
