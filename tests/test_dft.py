@@ -137,6 +137,17 @@ def test_functionals_share_identical_settings():
     assert all(t.args.settings == dft.PAIR_SETTINGS for t in tasks)  # dataset 1 runs on its own settings
 
 
+def test_pair_convergence_table_without_default_records(tmp_path):
+    """Variant records whose dataset-1 (default) partner is not computed yet give an empty table, not an error."""
+    store = ResultStore(tmp_path / "s.sqlite")
+    assert dft.pair_convergence_table(store).empty
+    t = next(t for t in dft.pair_convergence_tasks() if t.item.endswith("|k 3.5/Å⁻¹"))
+    store.put(t.key, kind=t.kind, model=t.model, item=t.item, status="ok", seconds=1.0,
+              payload={"energy_ev_per_atom": -3.0, "forces_ev_per_a": [[0.0, 0.0, 0.0]],
+                       "stress_ev_per_a3": [0.0] * 6})
+    assert dft.pair_convergence_table(store).empty
+
+
 def test_pair_convergence_variants_reuse_dataset1_records():
     """The default variant *is* the dataset-1 calculation (same key), and every variant is an ordinary dataset-1
     single point whose key differs only through its settings: no calculation is ever done twice."""

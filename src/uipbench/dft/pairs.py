@@ -277,6 +277,8 @@ def pair_convergence_table(store: ResultStore, base: DFTSettings = PAIR_SETTINGS
                     "d_stress_max_gpa": float(np.abs(r.stress - d.stress).max() * 160.21766208),
                     "seconds": r.seconds})
     out = pd.DataFrame(out)
+    if out.empty:  # variants computed, but none of their default (dataset-1) records yet
+        return out
     piv = out.pivot_table(index=["id", "variant"], columns="functional", values="d_energy_mev_per_atom")
     if {"pbe", "r2scan"} <= set(piv.columns):
         shift = (piv["r2scan"] - piv["pbe"]).rename("d_shift_mev_per_atom").reset_index()
