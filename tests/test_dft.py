@@ -262,3 +262,20 @@ def test_eos_fit_and_surface_table_from_store(tmp_path):
                   payload={"energy_ev": e, "n_atoms": n, "kpts": list(t.args.kpts), "magmom_total_bohr": 0.0})
     table = dft.surface_table(store, s)
     assert dict(zip(table["miller"], table["gamma_j_per_m2"].round(9))) == gamma_true
+
+
+def test_gamma_vs_mp_compares_like_with_like_cells():
+    """The Materials Project holds Au and Pt (110) twice: bulk-terminated 1x1 and the 1x2 missing-row
+    reconstruction (lower γ). The committed GPAW slabs are 1x1, so they must be compared with the 1x1 entries."""
+    from uipbench import datasets
+
+    mp = datasets.load("mp-surfaces")
+    gam = dft.gamma_vs_mp(dft.load("gpaw-pbe-surfaces"), mp).set_index(["element", "miller"])
+    for el in ("Au", "Pt"):
+        if (el, "110") not in gam.index:
+            continue
+        row = gam.loc[(el, "110")]
+        recon = mp[mp["id"].isin(row["mp_reconstructed_ids"].split())]
+        assert len(recon) == 1  # one missing-row entry, not the one compared
+        assert row["gamma_mp_j_per_m2"] > row["gamma_mp_min_j_per_m2"] == recon["gamma_j_per_m2"].iloc[0]
+    assert (gam["mp_reconstructed_ids"] == "").sum() >= len(gam) - 3  # single-entry facets are unaffected

@@ -88,8 +88,23 @@ def eos_table(frames: Sequence) -> "pd.DataFrame":
     return pd.DataFrame(rows)
 
 
+def _mp_slab_area_a2(cif_path) -> float:
+    """In-plane cell area (Å²) of a Materials Project slab CIF (slabs lie in the ab plane)."""
+    from ase.io import read
+
+    cell = read(cif_path).cell
+    return float(np.linalg.norm(np.cross(cell[0], cell[1])))
+
+
 def gamma_vs_mp(frames: Sequence, mp: "pd.DataFrame") -> "pd.DataFrame":
-    """GPAW γ of the committed static slabs next to the Materials Project (relaxed, VASP) γ of the same facet."""
+    """GPAW γ of the committed static slabs next to the Materials Project (relaxed, VASP) γ of the same facet.
+
+    The Materials Project set can hold several slabs of one facet: fcc (110) of Au and Pt, for instance, as the
+    bulk-terminated 1x1 cell and as the 1x2 missing-row reconstruction (twice the in-plane area, two atoms fewer).
+    The GPAW slabs are bulk-terminated 1x1 cells, so the entry compared (``mp_id``) is the one whose in-plane area
+    per GPAW area is closest to 1 (lattice constants of the codes differ by ~1 %); ``gamma_mp_min_j_per_m2`` is the
+    lowest γ of the facet over all its entries, ``mp_reconstructed_ids`` the entries with a larger surface cell.
+    """
     import pandas as pd
 
     rows = []
@@ -98,9 +113,20 @@ def gamma_vs_mp(frames: Sequence, mp: "pd.DataFrame") -> "pd.DataFrame":
             continue
         el, miller = at.info["element"], str(at.info["miller"])
         m = mp[(mp["element"] == el) & (mp["miller"] == miller)]
-        rows.append({"element": el, "miller": miller, "gamma_gpaw_j_per_m2": at.info["gamma_j_per_m2"],
-                     "gamma_mp_j_per_m2": float(m["gamma_j_per_m2"].iloc[0]) if len(m) else np.nan,
-                     "mp_id": m["id"].iloc[0] if len(m) else ""})
-    df = pd.DataFrame(rows, columns=["element", "miller", "gamma_gpaw_j_per_m2", "gamma_mp_j_per_m2", "mp_id"])
+        row = {"element": el, "miller": miller, "gamma_gpaw_j_per_m2": at.info["gamma_j_per_m2"],
+               "gamma_mp_j_per_m2": np.nan, "mp_id": "", "gamma_mp_min_j_per_m2": np.nan,
+               "mp_reconstructed_ids": ""}
+        if len(m):
+            if len(m) > 1 and "cif_path" in m and "area_a2" in at.info:
+                ratio = np.array([_mp_slab_area_a2(c) for c in m["cif_path"]]) / float(at.info["area_a2"])
+                best = int(np.argmin(np.abs(np.log(ratio))))
+                row["mp_reconstructed_ids"] = " ".join(m["id"][ratio > 1.5 * ratio[best]])
+            else:
+                best = 0
+            row.update({"gamma_mp_j_per_m2": float(m["gamma_j_per_m2"].iloc[best]), "mp_id": m["id"].iloc[best],
+                        "gamma_mp_min_j_per_m2": float(m["gamma_j_per_m2"].min())})
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=["element", "miller", "gamma_gpaw_j_per_m2", "gamma_mp_j_per_m2", "mp_id",
+                                     "gamma_mp_min_j_per_m2", "mp_reconstructed_ids"])
     df["rel_diff_percent"] = 100 * (df["gamma_gpaw_j_per_m2"] / df["gamma_mp_j_per_m2"] - 1)
     return df.sort_values(["element", "miller"]).reset_index(drop=True)
