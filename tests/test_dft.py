@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from uipbench import dft
+from uipbench import dft, paths
 from uipbench.store import ResultStore
 
 GPAW_OK, GPAW_WHY = dft.gpaw_available()
@@ -279,3 +279,25 @@ def test_gamma_vs_mp_compares_like_with_like_cells():
         assert len(recon) == 1  # one missing-row entry, not the one compared
         assert row["gamma_mp_j_per_m2"] > row["gamma_mp_min_j_per_m2"] == recon["gamma_j_per_m2"].iloc[0]
     assert (gam["mp_reconstructed_ids"] == "").sum() >= len(gam) - 3  # single-entry facets are unaffected
+
+
+def test_convergence_lattice_constant_is_the_production_one(tmp_path):
+    """A surface convergence check of an element other than Cu runs at its E-V lattice constant, rounded as
+    dataset 2 rounds it, so its dataset-2 variant reuses the production slab instead of recomputing it."""
+    import sqlite3
+
+    # a copy through SQLite's backup API (WAL content included; the committed store is never written)
+    src = sqlite3.connect(f"file:{paths.PROJECT_DATA / dft.STORE_FILE}?mode=ro", uri=True)
+    dst = sqlite3.connect(tmp_path / "s.sqlite")
+    src.backup(dst)
+    src.close(), dst.close()
+    store = ResultStore(tmp_path / "s.sqlite")
+    assert dft.convergence_a0(store, "Cu") == 3.63  # the value the committed Cu check was run with
+    with pytest.raises(ValueError, match="run eos"):
+        dft.convergence_a0(store, "Xe")
+    a0 = dft.convergence_a0(store, "Al")
+    assert abs(a0 - 4.04) / 4.04 < 0.01
+    prod, _ = dft.surface_tasks(dft.eos_results(store, dft.SURFACE_SETTINGS, ["Al"]), ["Al"], [(1, 1, 1)])
+    conv = dft.convergence_tasks("Al", a0, [(1, 1, 1)], ["k 4.5/Å⁻¹"])
+    assert {t.key for t in conv} == {t.key for t in prod}
+    assert "Cu" in dft.convergence_elements(store)

@@ -66,11 +66,11 @@ from .pairs import (  # noqa: E402
     pair_convergence_tasks, pair_structures, pair_tasks, perturb)
 from .surfaces import (  # noqa: E402
     CONVERGENCE_VARIANTS, EOS_ELEMENTS, EOS_SCALES, EV_PER_A2_TO_J_PER_M2, SURFACE_ELEMENTS, SURFACE_FACETS,
-    build_slab, convergence_table, convergence_tasks, eos_results, eos_structures, eos_tasks, fit_eos, gamma_j_per_m2,
+    CONVERGENCE_A0, build_slab, convergence_a0, convergence_elements, convergence_table, convergence_tasks, eos_results, eos_structures, eos_tasks, fit_eos, gamma_j_per_m2,
     surface_records, surface_specs, surface_table, surface_tasks)
 from .running import STORE_FILE, default_store, run_eos, run_pairs, run_surfaces  # noqa: E402
 from .exporting import (  # noqa: E402
-    CONVERGENCE_FILE, EOS_FILE, MANIFEST_FILE, PAIR_CONVERGENCE_FILE, PAIRS_FILE, SURFACES_FILE, export, load)
+    CONVERGENCE_FILE, CONVERGENCE_FILE_PATTERN, EOS_FILE, MANIFEST_FILE, PAIR_CONVERGENCE_FILE, PAIRS_FILE, SURFACES_FILE, export, load)
 from .analysis import (  # noqa: E402
     KNOWN_PBE_A0, chgnet_atomref_shift, element_shifts, eos_table, gamma_vs_mp, pairs_table)
 from .cli import main  # noqa: E402
@@ -99,11 +99,12 @@ __all__ = [
     # surfaces
     "EV_PER_A2_TO_J_PER_M2", "SURFACE_ELEMENTS", "SURFACE_FACETS", "EOS_ELEMENTS", "EOS_SCALES", "eos_structures",
     "eos_tasks", "fit_eos", "eos_results", "gamma_j_per_m2", "build_slab", "surface_specs", "surface_tasks",
-    "CONVERGENCE_VARIANTS", "convergence_tasks", "convergence_table", "surface_records", "surface_table",
+    "CONVERGENCE_VARIANTS", "CONVERGENCE_A0", "convergence_a0", "convergence_elements", "convergence_tasks",
+    "convergence_table", "surface_records", "surface_table",
     # running
     "STORE_FILE", "default_store", "run_eos", "run_surfaces", "run_pairs",
     # exporting
-    "PAIRS_FILE", "SURFACES_FILE", "EOS_FILE", "MANIFEST_FILE", "CONVERGENCE_FILE", "PAIR_CONVERGENCE_FILE", "export",
+    "PAIRS_FILE", "SURFACES_FILE", "EOS_FILE", "MANIFEST_FILE", "CONVERGENCE_FILE", "CONVERGENCE_FILE_PATTERN", "PAIR_CONVERGENCE_FILE", "export",
     "load",
     # analysis
     "KNOWN_PBE_A0", "pairs_table", "element_shifts", "chgnet_atomref_shift", "eos_table", "gamma_vs_mp",

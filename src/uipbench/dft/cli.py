@@ -17,7 +17,7 @@ from .pairs import (DEFAULT_ELEMENTS, DEFAULT_PAIR_PROTOTYPES, PROTOTYPES, pair_
                     pair_convergence_tasks)
 from .running import default_store, run_eos, run_pairs, run_surfaces
 from .settings import CHEAP_SETTINGS, DEFAULT_SETTINGS, FUNCTIONALS, PAIR_SETTINGS, SURFACE_SETTINGS, DFTSettings
-from .surfaces import (CONVERGENCE_VARIANTS, EOS_ELEMENTS, SURFACE_ELEMENTS, convergence_table, convergence_tasks,
+from .surfaces import (CONVERGENCE_VARIANTS, convergence_a0, EOS_ELEMENTS, SURFACE_ELEMENTS, convergence_table, convergence_tasks,
                        eos_results, surface_table)
 
 
@@ -101,10 +101,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.dataset == "convergence":
         el = (args.elements or ["Cu"])[0]
         facets = [tuple(int(c) for c in f) for f in args.facets]
-        summary = run_tasks(compute_task, convergence_tasks(el, facets=facets, variants=args.variants, base=settings),
+        a0 = convergence_a0(store, el)
+        summary = run_tasks(compute_task, convergence_tasks(el, a0, facets, args.variants, base=settings),
                             store, desc="GPAW convergence", **kw)
         print(summary)
-        print(convergence_table(store, el, facets=facets, variants=args.variants, base=settings).to_string())
+        print(convergence_table(store, el, a0, facets, args.variants, base=settings).to_string())
     elif args.dataset == "eos":
         summary = run_eos(args.elements or EOS_ELEMENTS, store, settings, **kw)
         print(summary)

@@ -16,13 +16,15 @@ from .calc import KIND_BULK, KIND_EOS, KIND_PAIRS, KIND_SLAB
 from .pairs import pair_convergence_table
 from .running import default_store
 from .settings import DEFAULT_SETTINGS, PAIR_SETTINGS, SURFACE_SETTINGS, DFTSettings
-from .surfaces import convergence_table, eos_results, surface_records, surface_table
+from .surfaces import (convergence_a0, convergence_elements, convergence_table, eos_results, surface_records,
+                       surface_table)
 
 PAIRS_FILE = "dft/pairs_pbe_r2scan.extxyz"
 SURFACES_FILE = "dft/surfaces_pbe.extxyz"
 EOS_FILE = "dft/eos_pbe.extxyz"
 MANIFEST_FILE = "dft/manifest.json"
-CONVERGENCE_FILE = "dft/convergence_cu_gamma.csv"
+CONVERGENCE_FILE_PATTERN = "dft/convergence_{element}_gamma.csv"  #: one file per element checked (lower case)
+CONVERGENCE_FILE = CONVERGENCE_FILE_PATTERN.format(element="cu")
 PAIR_CONVERGENCE_FILE = "dft/convergence_pairs.csv"
 
 
@@ -173,10 +175,15 @@ def export(store: ResultStore | None = None, out_dir: Path | None = None,
     manifest["counts"]["surface_energies"] = int(len(table))
     manifest["failures"]["surfaces"] = failures
     manifest["calc_seconds"]["surfaces"] = cpu
-    conv = convergence_table(store, base=DEFAULT_SETTINGS)  # the surface variants are relative to DEFAULT_SETTINGS
-    manifest["calc_seconds"]["convergence"] = float(conv["seconds"].sum()) if not conv.empty else 0.0
-    if not conv.empty:
-        conv.round(6).to_csv(out_dir / CONVERGENCE_FILE, index=False)
+    manifest["calc_seconds"]["convergence"] = 0.0
+    for el in convergence_elements(store):
+        # the surface variants are relative to DEFAULT_SETTINGS
+        conv = convergence_table(store, el, a0=convergence_a0(store, el), base=DEFAULT_SETTINGS)
+        if conv.empty:
+            continue
+        # rows on dataset 2's own settings are production slabs, counted under "surfaces"
+        manifest["calc_seconds"]["convergence"] += float(conv.loc[~conv["dataset2_settings"], "seconds"].sum())
+        conv.round(6).to_csv(out_dir / CONVERGENCE_FILE_PATTERN.format(element=el.lower()), index=False)
     pconv = pair_convergence_table(store, settings)
     # the default variant is dataset 1 itself (counted under "pairs")
     manifest["calc_seconds"]["pairs_convergence"] = (float(pconv.loc[pconv["variant"] != "default", "seconds"].sum())

@@ -260,7 +260,30 @@ CONVERGENCE_VARIANTS: dict[str, dict] = {
     "ecut 350 eV, k 3.0/Å⁻¹": {"ecut_ev": 350.0, "kpt_density_per_inv_a": 3.0},
     "vacuum 16 Å": {"vacuum_a": 16.0},
     "+2 layers": {"slab_layers": (("100", 8), ("110", 10), ("111", 8))},
+    "+2 layers, k 4.5/Å⁻¹": {"slab_layers": (("100", 8), ("110", 10), ("111", 8)), "kpt_density_per_inv_a": 4.5},
 }
+#: fixed lattice constant (Å) of a convergence check; elements not listed use their GPAW E-V fit (dataset 2's a0),
+#: so that the dataset-2 variant of the check *is* the production slab. Cu keeps the value its check was run with.
+CONVERGENCE_A0 = {"Cu": 3.63}
+
+
+def convergence_a0(store: ResultStore, element: str, settings: DFTSettings = SURFACE_SETTINGS) -> float:
+    """Lattice constant of ``element``'s surface convergence check (:data:`CONVERGENCE_A0`, else its E-V fit)."""
+    if element in CONVERGENCE_A0:
+        return CONVERGENCE_A0[element]
+    fit = eos_results(store, settings, [element]).get(element, {})
+    if "a0_a" not in fit:
+        raise ValueError(f"no E-V fit of {element} in the store ({fit.get('error', 'no points')}): run "
+                         f"`python -m uipbench.dft run eos --elements {element}` first")
+    return round(float(fit["a0_a"]), 4)  # as in surface_tasks, so the dataset-2 variant reuses its record
+
+
+def convergence_elements(store: ResultStore) -> list[str]:
+    """Elements with surface convergence calculations in the store (slab items ``<el>|<hkl>|conv``)."""
+    df = store.frame(kind=KIND_SLAB)
+    if df.empty:
+        return []
+    return sorted({i.split("|")[0] for i in df["item"] if i.endswith("|conv")})
 
 
 def convergence_tasks(element: str = "Cu", a0: float = 3.63, facets: Iterable[Sequence[int]] = SURFACE_FACETS,
