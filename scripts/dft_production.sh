@@ -16,16 +16,14 @@ ARGS="${DFT_ARGS:-}"
 N_PER_PROTOTYPE="${N_PER_PROTOTYPE:-5}"
 echo "dft production started $(date -u +%FT%TZ) pid $$"
 run() { echo "== $(date -u +%T) $*"; "$PY" -m uipbench.dft "$@"; echo "== $(date -u +%T) exit $?"; }
-run run convergence --elements Cu --facets 111 --variants "k 5.5/Å⁻¹" $ARGS   # is k 4.5 converged?
 run run surfaces --elements Cu Ag Au Pt Pd Ni Al Rh $ARGS  # dataset 2: E-V fits, then 24 slabs + oriented bulks
 run run eos --elements Cu Al Si $ARGS                      # lattice-constant validation
 run export
-run run pairs --max-atoms 1 --n-per-prototype 1 $ARGS      # dataset 1, first slice: one-atom cells
+run run pairs-convergence $ARGS                            # dataset-1 k-mesh check (2.0 vs 3.5 per Å⁻¹)
+run run pairs --n-per-prototype "$N_PER_PROTOTYPE" $ARGS   # dataset 1, breadth first (sample 0 of all, then 1, ...)
 run export
-run run pairs-convergence $ARGS                            # dataset-1 settings check (5 cells, 2 variants)
-run run pairs --max-atoms 2 --n-per-prototype "$N_PER_PROTOTYPE" $ARGS
-run export
-run run convergence --elements Cu $ARGS                    # the remaining surface convergence variants
-run run pairs --max-atoms 8 --n-per-prototype "$N_PER_PROTOTYPE" $ARGS
+run run convergence --elements Cu $ARGS                    # surface convergence variants (Cu: all facets)
+run run convergence --elements Al --facets 111 --variants default "k 4.5/Å⁻¹" "k 5.5/Å⁻¹" "+2 layers" \
+    "+2 layers, k 4.5/Å⁻¹" $ARGS                            # Al(111), the largest difference to the MP γ
 run export
 echo "dft production finished $(date -u +%FT%TZ)"
