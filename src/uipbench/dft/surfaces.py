@@ -254,6 +254,8 @@ CONVERGENCE_VARIANTS: dict[str, dict] = {
     "k 4.5/Å⁻¹": {"kpt_density_per_inv_a": 4.5},
     "ecut 500 eV, k 4.5/Å⁻¹": {"ecut_ev": 500.0, "kpt_density_per_inv_a": 4.5},
     "k 5.5/Å⁻¹": {"kpt_density_per_inv_a": 5.5},
+    "k 6.5/Å⁻¹": {"kpt_density_per_inv_a": 6.5},
+    "k 7.5/Å⁻¹": {"kpt_density_per_inv_a": 7.5},
     "MV 0.2 eV": {"smearing_width_ev": 0.2},
     "MV 0.2 eV, k 4.5/Å⁻¹": {"smearing_width_ev": 0.2, "kpt_density_per_inv_a": 4.5},
     "MV 0.2 eV, k 5.5/Å⁻¹": {"smearing_width_ev": 0.2, "kpt_density_per_inv_a": 5.5},
