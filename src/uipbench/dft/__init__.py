@@ -26,6 +26,7 @@ that run DFT, so structure generation, export and loading work without it.
     python -m uipbench.dft run eos --elements Cu Al Si
     python -m uipbench.dft run convergence --elements Cu   # γ vs cutoff, k-points, smearing, vacuum, layers
     python -m uipbench.dft run pairs-convergence           # dataset-1 cells vs cutoff and k-points
+    python -m uipbench.dft run relax --slabs "Pt|110" "Al|111"  # static vs relaxed γ of dataset-2 slabs
     python -m uipbench.dft export          # rewrite data/dft/*.extxyz from the store
     python -m uipbench.dft status          # counts, failures and timings per kind / functional / size
 
@@ -40,6 +41,7 @@ Modules (everything is re-exported here, so ``from uipbench import dft; dft.NAME
 * :mod:`~uipbench.dft.pairs`: dataset 1 (prototypes, strains, rattles; PBE / r2SCAN tasks; its convergence check);
 * :mod:`~uipbench.dft.surfaces`: E-V curves, slabs and oriented bulks, surface energies (dataset 2; its
   convergence check);
+* :mod:`~uipbench.dft.relax`: relaxations of chosen dataset-2 slabs (static vs relaxed γ; BFGS checkpointed);
 * :mod:`~uipbench.dft.running`: running the tasks into the store (``run_pairs``, ``run_surfaces``, ``run_eos``);
 * :mod:`~uipbench.dft.exporting`: :func:`export` to ``data/dft/`` and :func:`load`;
 * :mod:`~uipbench.dft.analysis`: tables and fits of the committed data for ``notebooks/20_dft_references``;
@@ -68,9 +70,13 @@ from .surfaces import (  # noqa: E402
     CONVERGENCE_VARIANTS, EOS_ELEMENTS, EOS_SCALES, EV_PER_A2_TO_J_PER_M2, SURFACE_ELEMENTS, SURFACE_FACETS,
     CONVERGENCE_A0, build_slab, convergence_a0, convergence_elements, convergence_table, convergence_tasks, eos_results, eos_structures, eos_tasks, fit_eos, gamma_j_per_m2,
     surface_records, surface_specs, surface_table, surface_tasks)
+from .relax import (  # noqa: E402
+    DEFAULT_RELAX_SLABS, FMAX_EV_PER_A, KIND_SLAB_RELAXED, MAX_STEPS, RelaxSpec, central_layers,
+    interlayer_changes_percent, layer_index, relax, relax_task, relax_tasks, relaxed_items, relaxed_table)
 from .running import STORE_FILE, default_store, run_eos, run_pairs, run_surfaces  # noqa: E402
 from .exporting import (  # noqa: E402
-    CONVERGENCE_FILE, CONVERGENCE_FILE_PATTERN, EOS_FILE, MANIFEST_FILE, PAIR_CONVERGENCE_FILE, PAIRS_FILE, SURFACES_FILE, export, load)
+    CONVERGENCE_FILE, CONVERGENCE_FILE_PATTERN, EOS_FILE, MANIFEST_FILE, PAIR_CONVERGENCE_FILE, PAIRS_FILE, RELAXED_FILE, SURFACES_FILE, export,
+    load)
 from .analysis import (  # noqa: E402
     KNOWN_PBE_A0, chgnet_atomref_shift, element_shifts, eos_table, gamma_vs_mp, pairs_table)
 from .cli import main  # noqa: E402
@@ -101,10 +107,14 @@ __all__ = [
     "eos_tasks", "fit_eos", "eos_results", "gamma_j_per_m2", "build_slab", "surface_specs", "surface_tasks",
     "CONVERGENCE_VARIANTS", "CONVERGENCE_A0", "convergence_a0", "convergence_elements", "convergence_tasks",
     "convergence_table", "surface_records", "surface_table",
+    # relax
+    "KIND_SLAB_RELAXED", "DEFAULT_RELAX_SLABS", "FMAX_EV_PER_A", "MAX_STEPS", "RelaxSpec", "layer_index",
+    "central_layers", "interlayer_changes_percent", "relax", "relax_task", "relax_tasks", "relaxed_items",
+    "relaxed_table",
     # running
     "STORE_FILE", "default_store", "run_eos", "run_surfaces", "run_pairs",
     # exporting
-    "PAIRS_FILE", "SURFACES_FILE", "EOS_FILE", "MANIFEST_FILE", "CONVERGENCE_FILE", "CONVERGENCE_FILE_PATTERN", "PAIR_CONVERGENCE_FILE", "export",
+    "PAIRS_FILE", "SURFACES_FILE", "EOS_FILE", "MANIFEST_FILE", "CONVERGENCE_FILE", "CONVERGENCE_FILE_PATTERN", "PAIR_CONVERGENCE_FILE", "RELAXED_FILE", "export",
     "load",
     # analysis
     "KNOWN_PBE_A0", "pairs_table", "element_shifts", "chgnet_atomref_shift", "eos_table", "gamma_vs_mp",

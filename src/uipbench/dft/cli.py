@@ -15,6 +15,7 @@ from .calc import KIND_BULK, KIND_EOS, KIND_PAIRS, KIND_SLAB, compute_task
 from .exporting import export
 from .pairs import (DEFAULT_ELEMENTS, DEFAULT_PAIR_PROTOTYPES, PROTOTYPES, pair_convergence_table,
                     pair_convergence_tasks)
+from .relax import DEFAULT_RELAX_SLABS, FMAX_EV_PER_A, KIND_SLAB_RELAXED, MAX_STEPS, relax_task, relax_tasks, relaxed_table
 from .running import default_store, run_eos, run_pairs, run_surfaces
 from .settings import CHEAP_SETTINGS, DEFAULT_SETTINGS, FUNCTIONALS, PAIR_SETTINGS, SURFACE_SETTINGS, DFTSettings
 from .surfaces import (CONVERGENCE_VARIANTS, convergence_a0, EOS_ELEMENTS, SURFACE_ELEMENTS, convergence_table, convergence_tasks,
@@ -29,7 +30,7 @@ def _settings_from_args(args) -> DFTSettings:
         s = CHEAP_SETTINGS
     else:
         s = {"surfaces": SURFACE_SETTINGS, "eos": SURFACE_SETTINGS, "pairs": PAIR_SETTINGS,
-             "pairs-convergence": PAIR_SETTINGS}.get(args.dataset, DEFAULT_SETTINGS)
+             "pairs-convergence": PAIR_SETTINGS, "relax": SURFACE_SETTINGS}.get(args.dataset, DEFAULT_SETTINGS)
     changes = {}
     if args.ecut is not None:
         changes["ecut_ev"] = args.ecut
@@ -42,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m uipbench.dft", description=_PACKAGE_DOC.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="compute (resumes: stored results are skipped)")
-    r.add_argument("dataset", choices=["pairs", "surfaces", "eos", "convergence", "pairs-convergence"])
+    r.add_argument("dataset", choices=["pairs", "surfaces", "eos", "convergence", "pairs-convergence", "relax"])
     r.add_argument("--elements", nargs="+", default=None)
     r.add_argument("--prototypes", nargs="+", default=list(DEFAULT_PAIR_PROTOTYPES), choices=PROTOTYPES)
     r.add_argument("--n-per-prototype", type=int, default=3)
@@ -50,6 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("--facets", nargs="+", default=["111", "100", "110"])
     r.add_argument("--variants", nargs="+", default=list(CONVERGENCE_VARIANTS), choices=list(CONVERGENCE_VARIANTS),
                    help="settings variants (dataset convergence)")
+    r.add_argument("--slabs", nargs="+", default=list(DEFAULT_RELAX_SLABS),
+                   help="dataset-2 slabs to relax, as El|hkl (dataset relax)")
+    r.add_argument("--fmax", type=float, default=FMAX_EV_PER_A, help="relaxation force criterion (eV/Å)")
+    r.add_argument("--max-steps", type=int, default=MAX_STEPS, help="BFGS steps per run (dataset relax)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--max-atoms", type=int, default=8)
     r.add_argument("--backend", default="serial", choices=["serial", "process", "dask"])
@@ -68,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     store = ResultStore(args.store) if args.store else default_store()
     if args.cmd == "status":
         total = 0.0
-        for kind in (KIND_PAIRS, KIND_EOS, KIND_BULK, KIND_SLAB):
+        for kind in (KIND_PAIRS, KIND_EOS, KIND_BULK, KIND_SLAB, KIND_SLAB_RELAXED):
             df = store.frame(kind=kind)
             if df.empty:
                 print(f"{kind:22s} none")
@@ -106,6 +111,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                             store, desc="GPAW convergence", **kw)
         print(summary)
         print(convergence_table(store, el, a0, facets, args.variants, base=settings).to_string())
+    elif args.dataset == "relax":
+        tasks, skipped = relax_tasks(store, args.slabs, settings, args.fmax, args.max_steps)
+        summary = run_tasks(relax_task, tasks, store, desc="GPAW slab relaxations (PBE)", **kw)
+        print(summary)
+        for k, v in {**skipped, **summary.failures}.items():
+            print(f"  skipped/failed {k}: {v}")
+        print(relaxed_table(store, args.slabs, settings, args.fmax).to_string())
     elif args.dataset == "eos":
         summary = run_eos(args.elements or EOS_ELEMENTS, store, settings, **kw)
         print(summary)

@@ -14,6 +14,7 @@ from .. import datasets, paths
 from ..store import ResultStore
 from .calc import KIND_BULK, KIND_EOS, KIND_PAIRS, KIND_SLAB
 from .pairs import pair_convergence_table
+from .relax import relaxed_items, relaxed_table
 from .running import default_store
 from .settings import DEFAULT_SETTINGS, PAIR_SETTINGS, SURFACE_SETTINGS, DFTSettings
 from .surfaces import (convergence_a0, convergence_elements, convergence_table, eos_results, surface_records,
@@ -26,6 +27,7 @@ MANIFEST_FILE = "dft/manifest.json"
 CONVERGENCE_FILE_PATTERN = "dft/convergence_{element}_gamma.csv"  #: one file per element checked (lower case)
 CONVERGENCE_FILE = CONVERGENCE_FILE_PATTERN.format(element="cu")
 PAIR_CONVERGENCE_FILE = "dft/convergence_pairs.csv"
+RELAXED_FILE = "dft/surfaces_relaxed_pbe.csv"  #: γ of static vs relaxed dataset-2 slabs
 
 
 def _atoms_from_record(rec) -> Any:
@@ -190,6 +192,13 @@ def export(store: ResultStore | None = None, out_dir: Path | None = None,
                                                      if not pconv.empty else 0.0)
     if not pconv.empty and (pconv["variant"] != "default").any():  # only once a variant exists to compare
         pconv.round(6).to_csv(out_dir / PAIR_CONVERGENCE_FILE, index=False)
+    relaxed = relaxed_table(store, relaxed_items(store), SURFACE_SETTINGS)
+    manifest["counts"]["relaxed_slabs"] = int((relaxed["error"] == "").sum())
+    manifest["failures"]["relaxations"] = {f"{r.element}|{r.miller}": r.error for r in relaxed.itertuples()
+                                           if r.error}
+    manifest["calc_seconds"]["relaxations"] = float(relaxed["seconds"].sum())
+    if not relaxed.empty:
+        relaxed.round(6).to_csv(out_dir / RELAXED_FILE, index=False)
     # single-threaded wall time of the calculations (an upper bound on their CPU time on a shared machine)
     manifest["calc_hours_total"] = sum(manifest["calc_seconds"].values()) / 3600
     manifest["versions"] = _versions_in_store(store)
