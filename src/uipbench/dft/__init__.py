@@ -61,7 +61,8 @@ from .settings import (  # noqa: E402
     CHEAP_SETTINGS, DEFAULT_MAGMOMS, DEFAULT_SETTINGS, FUNCTIONALS, PAIR_SETTINGS, SURFACE_SETTINGS, DFTSettings,
     gpaw_available, initial_magmoms, kpt_mesh, software_versions)
 from .calc import (  # noqa: E402
-    KIND_BULK, KIND_EOS, KIND_PAIRS, KIND_SLAB, CalcSpec, compute, compute_task, gpaw_calculator, make_spec)
+    KIND_BULK, KIND_EOS, KIND_PAIRS, KIND_SLAB, CalcSpec, compute, compute_task, gpaw_calculator, make_spec,
+    start_atoms)
 from .pairs import (  # noqa: E402
     BINARY_COMPOUNDS, DEFAULT_ELEMENTS, DEFAULT_PAIR_PROTOTYPES, ELEMENTAL_PROTOTYPES, PAIR_CONVERGENCE_STRUCTURES,
     PAIR_CONVERGENCE_VARIANTS, PROTOTYPES, PairStructure, build_prototype, pair_convergence_table,
@@ -75,8 +76,8 @@ from .relax import (  # noqa: E402
     interlayer_changes_percent, layer_index, relax, relax_task, relax_tasks, relaxed_items, relaxed_table)
 from .running import STORE_FILE, default_store, run_eos, run_pairs, run_surfaces  # noqa: E402
 from .exporting import (  # noqa: E402
-    CONVERGENCE_FILE, CONVERGENCE_FILE_PATTERN, EOS_FILE, MANIFEST_FILE, PAIR_CONVERGENCE_FILE, PAIRS_FILE, RELAXED_FILE, SURFACES_FILE, export,
-    load)
+    CONVERGENCE_FILE, CONVERGENCE_FILE_PATTERN, EOS_FILE, MANIFEST_FILE, PAIR_CONVERGENCE_FILE, PAIRS_FILE,
+    RELAXED_FILE, SURFACES_FILE, export, load)
 from .analysis import (  # noqa: E402
     KNOWN_PBE_A0, chgnet_atomref_shift, element_shifts, eos_table, gamma_vs_mp, pairs_table)
 from .cli import main  # noqa: E402
@@ -97,7 +98,7 @@ __all__ = [
     "CHEAP_SETTINGS", "kpt_mesh", "initial_magmoms", "software_versions", "gpaw_available",
     # calc
     "KIND_PAIRS", "KIND_EOS", "KIND_SLAB", "KIND_BULK", "CalcSpec", "make_spec", "gpaw_calculator", "compute",
-    "compute_task",
+    "compute_task", "start_atoms",
     # pairs
     "ELEMENTAL_PROTOTYPES", "BINARY_COMPOUNDS", "PROTOTYPES", "DEFAULT_ELEMENTS", "DEFAULT_PAIR_PROTOTYPES",
     "build_prototype", "perturb", "PairStructure", "pair_structures", "pair_tasks", "PAIR_CONVERGENCE_STRUCTURES",
@@ -114,8 +115,8 @@ __all__ = [
     # running
     "STORE_FILE", "default_store", "run_eos", "run_surfaces", "run_pairs",
     # exporting
-    "PAIRS_FILE", "SURFACES_FILE", "EOS_FILE", "MANIFEST_FILE", "CONVERGENCE_FILE", "CONVERGENCE_FILE_PATTERN", "PAIR_CONVERGENCE_FILE", "RELAXED_FILE", "export",
-    "load",
+    "PAIRS_FILE", "SURFACES_FILE", "EOS_FILE", "MANIFEST_FILE", "CONVERGENCE_FILE", "CONVERGENCE_FILE_PATTERN",
+    "PAIR_CONVERGENCE_FILE", "RELAXED_FILE", "export", "load",
     # analysis
     "KNOWN_PBE_A0", "pairs_table", "element_shifts", "chgnet_atomref_shift", "eos_table", "gamma_vs_mp",
     # cli

@@ -85,16 +85,22 @@ def _setup_provenance(calc) -> dict[str, dict]:
     return dict(sorted(out.items()))
 
 
+def start_atoms(spec: CalcSpec):
+    """A copy of ``spec``'s structure with its initial magnetic moments set; returns (atoms, moments)."""
+    atoms = spec.atoms.copy()
+    magmoms = initial_magmoms(atoms, spec.settings)
+    if any(m != 0 for m in magmoms):
+        atoms.set_initial_magnetic_moments(magmoms)
+    return atoms, magmoms
+
+
 def compute(spec: CalcSpec) -> dict:
     """Run one single point; return a JSON-able record (energy, forces, stress, structure, settings, versions).
 
     ``energy_ev`` is GPAW's total energy (relative to its isolated reference atoms, not on the VASP scale); with
     Marzari-Vanderbilt smearing it equals the free energy whose derivatives are the forces and stress.
     """
-    atoms = spec.atoms.copy()
-    magmoms = initial_magmoms(atoms, spec.settings)
-    if any(m != 0 for m in magmoms):
-        atoms.set_initial_magnetic_moments(magmoms)
+    atoms, magmoms = start_atoms(spec)
     txt = None
     logdir = os.environ.get("UIPBENCH_GPAW_LOGS")
     if logdir:

@@ -15,7 +15,8 @@ from .calc import KIND_BULK, KIND_EOS, KIND_PAIRS, KIND_SLAB, compute_task
 from .exporting import export
 from .pairs import (DEFAULT_ELEMENTS, DEFAULT_PAIR_PROTOTYPES, PROTOTYPES, pair_convergence_table,
                     pair_convergence_tasks)
-from .relax import DEFAULT_RELAX_SLABS, FMAX_EV_PER_A, KIND_SLAB_RELAXED, MAX_STEPS, relax_task, relax_tasks, relaxed_table
+from .relax import (DEFAULT_RELAX_SLABS, FMAX_EV_PER_A, KIND_SLAB_RELAXED, MAX_STEPS, relax_task, relax_tasks,
+                    relaxed_table)
 from .running import default_store, run_eos, run_pairs, run_surfaces
 from .settings import CHEAP_SETTINGS, DEFAULT_SETTINGS, FUNCTIONALS, PAIR_SETTINGS, SURFACE_SETTINGS, DFTSettings
 from .surfaces import (CONVERGENCE_VARIANTS, convergence_a0, EOS_ELEMENTS, SURFACE_ELEMENTS, convergence_table, convergence_tasks,

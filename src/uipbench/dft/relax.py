@@ -24,8 +24,8 @@ import numpy as np
 from .. import paths
 from ..engine import Task
 from ..store import ResultStore, make_key
-from .calc import KIND_BULK, KIND_SLAB, CalcSpec, gpaw_calculator
-from .settings import SURFACE_SETTINGS, DFTSettings, initial_magmoms, software_versions
+from .calc import KIND_BULK, KIND_SLAB, CalcSpec, gpaw_calculator, start_atoms
+from .settings import SURFACE_SETTINGS, DFTSettings, software_versions
 from .surfaces import eos_results, gamma_j_per_m2, surface_specs
 
 KIND_SLAB_RELAXED = "dft-slab-relaxed"
@@ -94,10 +94,7 @@ def relax(rspec: RelaxSpec, calculator: Any = None, workdir: Path | None = None)
     from ase.optimize import BFGS
 
     spec = rspec.slab
-    atoms = spec.atoms.copy()
-    magmoms = initial_magmoms(atoms, spec.settings)
-    if any(m != 0 for m in magmoms):
-        atoms.set_initial_magnetic_moments(magmoms)
+    atoms, _ = start_atoms(spec)
     z0 = atoms.positions[:, 2].copy()
     layers = layer_index(z0)
     fixed_layers = central_layers(int(layers.max()) + 1)
@@ -131,8 +128,8 @@ def relax(rspec: RelaxSpec, calculator: Any = None, workdir: Path | None = None)
     fmax = float(np.sqrt((forces ** 2).sum(axis=1)).max())
     n_frames = len(read(str(traj_path), index=":"))  # force evaluations over all runs of this relaxation
     if not converged:
-        raise RuntimeError(f"BFGS not converged after {n_frames} force evaluations (fmax {fmax:.3f} > {rspec.fmax_ev_per_a} eV/Å);"
-                           f" --retry-failed continues from the checkpoint")
+        raise RuntimeError(f"BFGS not converged after {n_frames} force evaluations (fmax {fmax:.3f} > "
+                           f"{rspec.fmax_ev_per_a} eV/Å); --retry-failed continues from the checkpoint")
     z1 = atoms.positions[:, 2]
     return {
         "functional": spec.functional,
@@ -184,6 +181,7 @@ def _slab_specs(store: ResultStore, slabs: Iterable[str], settings: DFTSettings)
 def relax_tasks(store: ResultStore, slabs: Iterable[str] = DEFAULT_RELAX_SLABS,
                 settings: DFTSettings = SURFACE_SETTINGS, fmax_ev_per_a: float = FMAX_EV_PER_A,
                 max_steps: int = MAX_STEPS) -> tuple[list[Task], dict[str, str]]:
+    """One relaxation task per ``"El|hkl"`` slab of dataset 2; slabs without an E-V fit come back as skipped."""
     specs, skipped = _slab_specs(store, slabs, settings)
     return [RelaxSpec(s, fmax_ev_per_a, max_steps).task(item) for item, s, _, _ in specs], skipped
 
@@ -213,13 +211,16 @@ def relaxed_table(store: ResultStore, slabs: Iterable[str] = DEFAULT_RELAX_SLABS
                "gamma_static_j_per_m2": gamma_j_per_m2(s.payload["energy_ev"], s.payload["n_atoms"], eb,
                                                        info["area_a2"]),
                "gamma_relaxed_j_per_m2": np.nan, "relaxation_energy_mev": np.nan, "d12_change_percent": np.nan,
-               "d23_change_percent": np.nan, "force_evaluations": np.nan, "seconds": rec.seconds, "error": rec.error or ""}
+               "d23_change_percent": np.nan, "force_evaluations": np.nan, "seconds": rec.seconds,
+               "error": rec.error or ""}
         if rec.ok:
             p = rec.payload
             dz = p["interlayer_change_percent"] + [np.nan] * 2
-            row.update({"gamma_relaxed_j_per_m2": gamma_j_per_m2(p["energy_ev"], p["n_atoms"], eb, info["area_a2"]),
+            gamma = gamma_j_per_m2(p["energy_ev"], p["n_atoms"], eb, info["area_a2"])
+            row.update({"gamma_relaxed_j_per_m2": gamma,
                         "relaxation_energy_mev": 1000 * (p["energy_ev"] - s.payload["energy_ev"]),
-                        "d12_change_percent": dz[0], "d23_change_percent": dz[1], "force_evaluations": p["force_evaluations"]})
+                        "d12_change_percent": dz[0], "d23_change_percent": dz[1],
+                        "force_evaluations": p["force_evaluations"]})
         rows.append(row)
     df = pd.DataFrame(rows, columns=["element", "miller", "n_layers", "gamma_static_j_per_m2",
                                      "gamma_relaxed_j_per_m2", "relaxation_energy_mev", "d12_change_percent",
