@@ -25,6 +25,6 @@ run export
 run run convergence --elements Cu $ARGS                    # surface convergence variants (Cu: all facets)
 run run convergence --elements Al --facets 111 --variants default "k 4.5/Å⁻¹" "k 5.5/Å⁻¹" "+2 layers" \
     "+2 layers, k 4.5/Å⁻¹" "k 6.5/Å⁻¹" "k 7.5/Å⁻¹" $ARGS  # Al(111), the largest difference to the MP γ
-run run relax $ARGS                                        # static vs relaxed γ of 5 slabs (BFGS, checkpointed)
+run run relax $ARGS                                        # static vs relaxed γ of 7 slabs (BFGS, checkpointed)
 run export
 echo "dft production finished $(date -u +%FT%TZ)"

@@ -30,8 +30,9 @@ from .surfaces import eos_results, gamma_j_per_m2, surface_specs
 
 KIND_SLAB_RELAXED = "dft-slab-relaxed"
 #: the slabs relaxed by default: the two largest static-vs-MP differences of dataset 2 (Pt(110), Al(111)), two
-#: (110) facets that agree (Au, Cu) and a close-packed control (Pt(111)), to tell relaxation from other causes
-DEFAULT_RELAX_SLABS = ("Pt|110", "Al|111", "Au|110", "Cu|110", "Pt|111")
+#: (110) facets that agree (Au, Cu), and all three facets of Pt plus Cu(100), to see how relaxation grows with the
+#: openness of the facet
+DEFAULT_RELAX_SLABS = ("Pt|110", "Al|111", "Au|110", "Cu|110", "Pt|111", "Pt|100", "Cu|100")
 FMAX_EV_PER_A = 0.03
 MAX_STEPS = 80
 
