@@ -70,7 +70,7 @@ from .pairs import (  # noqa: E402
 from .surfaces import (  # noqa: E402
     CONVERGENCE_VARIANTS, EOS_ELEMENTS, EOS_SCALES, EV_PER_A2_TO_J_PER_M2, SURFACE_ELEMENTS, SURFACE_FACETS,
     CONVERGENCE_A0, build_slab, convergence_a0, convergence_elements, convergence_table, convergence_tasks, eos_results, eos_structures, eos_tasks, fit_eos, gamma_j_per_m2,
-    surface_records, surface_specs, surface_table, surface_tasks)
+    slab_a0, surface_records, surface_specs, surface_table, surface_tasks)
 from .relax import (  # noqa: E402
     DEFAULT_RELAX_SLABS, FMAX_EV_PER_A, KIND_SLAB_RELAXED, MAX_STEPS, RelaxSpec, central_layers,
     interlayer_changes_percent, layer_index, relax, relax_task, relax_tasks, relaxed_items, relaxed_table)
@@ -105,7 +105,8 @@ __all__ = [
     "PAIR_CONVERGENCE_VARIANTS", "pair_convergence_tasks", "pair_convergence_table",
     # surfaces
     "EV_PER_A2_TO_J_PER_M2", "SURFACE_ELEMENTS", "SURFACE_FACETS", "EOS_ELEMENTS", "EOS_SCALES", "eos_structures",
-    "eos_tasks", "fit_eos", "eos_results", "gamma_j_per_m2", "build_slab", "surface_specs", "surface_tasks",
+    "eos_tasks", "fit_eos", "eos_results", "gamma_j_per_m2", "build_slab", "slab_a0", "surface_specs",
+    "surface_tasks",
     "CONVERGENCE_VARIANTS", "CONVERGENCE_A0", "convergence_a0", "convergence_elements", "convergence_tasks",
     "convergence_table", "surface_records", "surface_table",
     # relax

@@ -19,8 +19,8 @@ from .relax import (DEFAULT_RELAX_SLABS, FMAX_EV_PER_A, KIND_SLAB_RELAXED, MAX_S
                     relaxed_table)
 from .running import default_store, run_eos, run_pairs, run_surfaces
 from .settings import CHEAP_SETTINGS, DEFAULT_SETTINGS, FUNCTIONALS, PAIR_SETTINGS, SURFACE_SETTINGS, DFTSettings
-from .surfaces import (CONVERGENCE_VARIANTS, convergence_a0, EOS_ELEMENTS, SURFACE_ELEMENTS, convergence_table, convergence_tasks,
-                       eos_results, surface_table)
+from .surfaces import (CONVERGENCE_VARIANTS, EOS_ELEMENTS, SURFACE_ELEMENTS, convergence_a0, convergence_table,
+                       convergence_tasks, eos_results, surface_table)
 
 
 def _settings_from_args(args) -> DFTSettings:

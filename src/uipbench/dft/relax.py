@@ -26,7 +26,7 @@ from ..engine import Task
 from ..store import ResultStore, make_key
 from .calc import KIND_BULK, KIND_SLAB, CalcSpec, gpaw_calculator, start_atoms
 from .settings import SURFACE_SETTINGS, DFTSettings, software_versions
-from .surfaces import eos_results, gamma_j_per_m2, surface_specs
+from .surfaces import eos_results, gamma_j_per_m2, slab_a0, surface_specs
 
 KIND_SLAB_RELAXED = "dft-slab-relaxed"
 #: the slabs relaxed by default: the two largest static-vs-MP differences of dataset 2 (Pt(110), Al(111)), two
@@ -174,7 +174,7 @@ def _slab_specs(store: ResultStore, slabs: Iterable[str], settings: DFTSettings)
         if "a0_a" not in fit:
             skipped[item] = fit.get("error", "no E-V fit yet: run `python -m uipbench.dft run surfaces` first")
             continue
-        s_spec, b_spec, info = surface_specs(el, tuple(int(c) for c in miller), round(fit["a0_a"], 4), settings)
+        s_spec, b_spec, info = surface_specs(el, tuple(int(c) for c in miller), slab_a0(fit), settings)
         out.append((item, s_spec, b_spec, info))
     return out, skipped
 

@@ -228,6 +228,12 @@ def surface_specs(element: str, hkl: Sequence[int], a0: float, settings: DFTSett
     return s_spec, b_spec, info
 
 
+def slab_a0(fit: dict) -> float:
+    """Dataset 2's lattice constant (Å) from an E-V fit: rounded to 1e-4 Å, because it shapes every slab and bulk
+    structure and hence the store keys; every lookup of a dataset-2 calculation must round the same way."""
+    return round(float(fit["a0_a"]), 4)
+
+
 def surface_tasks(eos: dict[str, dict], elements: Iterable[str] = SURFACE_ELEMENTS,
                   facets: Iterable[Sequence[int]] = SURFACE_FACETS,
                   settings: DFTSettings = SURFACE_SETTINGS) -> tuple[list[Task], dict[str, str]]:
@@ -239,7 +245,7 @@ def surface_tasks(eos: dict[str, dict], elements: Iterable[str] = SURFACE_ELEMEN
         if fit is None or "a0_a" not in fit:
             skipped[el] = (fit or {}).get("error", "no E-V fit yet")
             continue
-        a0 = round(fit["a0_a"], 4)
+        a0 = slab_a0(fit)
         for hkl in facets:
             s_spec, b_spec, info = surface_specs(el, hkl, a0, settings)
             tasks.append(b_spec.task(KIND_BULK, f"{el}|{info['miller']}"))
@@ -277,7 +283,7 @@ def convergence_a0(store: ResultStore, element: str, settings: DFTSettings = SUR
     if "a0_a" not in fit:
         raise ValueError(f"no E-V fit of {element} in the store ({fit.get('error', 'no points')}): run "
                          f"`python -m uipbench.dft run eos --elements {element}` first")
-    return round(float(fit["a0_a"]), 4)  # as in surface_tasks, so the dataset-2 variant reuses its record
+    return slab_a0(fit)  # as in surface_tasks, so the dataset-2 variant reuses its record
 
 
 def convergence_elements(store: ResultStore) -> list[str]:
@@ -350,7 +356,7 @@ def surface_records(store: ResultStore, settings: DFTSettings = SURFACE_SETTINGS
     eos = {el: f for el, f in eos_results(store, settings).items() if f.get("structure") == "fcc"}
     out = []
     for el in sorted(eos):
-        a0 = round(eos[el]["a0_a"], 4)
+        a0 = slab_a0(eos[el])
         for hkl in facets:
             s_spec, b_spec, info = surface_specs(el, hkl, a0, settings)
             out.append({"info": info, "slab": store.get(s_spec.key(KIND_SLAB), with_array=False),
