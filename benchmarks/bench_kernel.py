@@ -19,10 +19,10 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from uipbench import descriptors as D  # noqa: E402
-from uipbench import kernels as K  # noqa: E402
-from uipbench import surfaces  # noqa: E402
 from uipbench.store import ResultStore  # noqa: E402
+from uipbench.surfaces import descriptors as D  # noqa: E402
+from uipbench.surfaces import rematch as K  # noqa: E402
+from uipbench.surfaces.slabs import load_slabs  # noqa: E402
 
 
 def main() -> None:
@@ -37,7 +37,7 @@ def main() -> None:
                          "(the machine is shared: other jobs' load changes between runs)")
     args = ap.parse_args()
 
-    slabs = surfaces.load_slabs()
+    slabs = load_slabs()
     slabs = slabs[slabs["atoms"].notna()]
     if args.n:
         slabs = slabs.sample(args.n, random_state=0)
@@ -64,7 +64,7 @@ def main() -> None:
             for label, backend, workers in (configs if rep % 2 == 0 else configs[::-1]):
                 drop_blocks()
                 r = K.rematch_kernel(keys, store, block_size=args.block_size, backend=backend, n_workers=workers,
-                                     cache_dir=Path(tmp) / label.replace(" ", "_"), use_cache=False, progress=False)
+                                     progress=False)
                 times.setdefault(label, []).append(r.seconds)
                 print(f"kernel, {label:10s}: {r.seconds:7.1f} s wall ({r.summary.total} blocks, in-task "
                       f"{r.summary.task_seconds:.1f} s); load average {os.getloadavg()[0]:.2f}")
@@ -72,12 +72,8 @@ def main() -> None:
         t1, t2 = times["1 worker"], times[f"{args.workers} workers"]
         print(f"best of {args.repeat}: 1 worker {t1:.1f} s, {args.workers} workers {t2:.1f} s; block-parallel speedup "
               f"{t1 / t2:.2f}x (includes spawning the pool and importing in each worker)")
-        r = K.rematch_kernel(keys, store, block_size=args.block_size, cache_dir=Path(tmp) / "1_worker",
-                             progress=False)
-        print(f"second call: {r.seconds:.3f} s, from cache: {r.from_cache}")
-        r = K.rematch_kernel(keys, store, block_size=args.block_size, cache_dir=Path(tmp) / "fresh",
-                             progress=False)
-        print(f"without the .npz but with the blocks in the result store: {r.seconds:.2f} s "
+        r = K.rematch_kernel(keys, store, block_size=args.block_size, progress=False)
+        print(f"second call, assembled from the blocks in the result store: {r.seconds:.2f} s "
               f"({r.summary.skipped} of {r.summary.total} blocks from the store)")
 
 

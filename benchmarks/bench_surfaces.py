@@ -47,12 +47,14 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-dask", action="store_true")
     args = ap.parse_args(argv)
 
-    from uipbench import engine, paths, protocols, surfaces
+    from uipbench import engine, paths
+    from uipbench.surfaces import protocols
+    from uipbench.surfaces.slabs import load_slabs
     from uipbench.models import load_model
     from uipbench.store import ResultStore
 
     t0 = time.perf_counter()
-    slabs = surfaces.load_slabs()
+    slabs = load_slabs()
     if args.limit:
         slabs = slabs.head(args.limit).reset_index(drop=True)
     main_store = paths.results_dir() / "results.sqlite"

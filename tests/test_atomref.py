@@ -1,4 +1,4 @@
-"""AtomRef fitting (uipbench.atomref): exact recovery, CHGNet's convention, folds with unseen elements."""
+"""AtomRef fitting (uipbench.transfer.atomref): exact recovery, CHGNet's convention, folds with unseen elements."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from pymatgen.core import Composition
 
-from uipbench import atomref
+from uipbench.transfer import atomref
 
 ELEMENTS = ["H", "Li", "C", "O", "Na", "Cl", "Fe", "Cu"]
 
@@ -136,7 +136,30 @@ def test_chgnet_builtin_atomrefs():
 
 def test_r2scan_checkpoint_carries_the_mp_r2scan_atomref():
     """The shipped r2SCAN model was fine-tuned with its composition model frozen at MP-r2SCAN."""
-    ckpt = atomref.chgnet_checkpoint_atomref("r2scan")
+    ckpt = atomref.chgnet_checkpoint_atomref("chgnet-r2scan")
     builtin = atomref.chgnet_atomref("MP-r2SCAN")
     pd.testing.assert_series_equal(ckpt.isna(), builtin.isna(), check_names=False)
     np.testing.assert_allclose(ckpt.dropna(), builtin.dropna(), atol=1e-6)
+
+
+def test_zero_shot_energies_go_through_the_model_registry(tmp_path):
+    """Single points of the zero-shot check: the registry's CHGNet (LoadedModel.energy), keyed by its weights
+    checksum, read from the store on a rerun; an element outside the model's table is a failure with its reason."""
+    from ase.build import bulk
+
+    from uipbench.models import load_model
+    from uipbench.store import ResultStore
+    from uipbench.transfer.zero_shot import model_energies
+
+    store = ResultStore(tmp_path / "r.sqlite")
+    cells = {"Cu": bulk("Cu", "fcc", a=3.61), "Al": bulk("Al", "fcc", a=4.04)}
+    first, s1 = model_energies(cells, "chgnet-0.3.0", store, progress=False)
+    again, s2 = model_energies(cells, "chgnet-0.3.0", store, progress=False)
+    assert s1.ok == 2 and s2.skipped == 2
+    m = load_model("chgnet-0.3.0")
+    for el, atoms in cells.items():
+        assert first.loc[el, "energy_ev_per_atom"] == pytest.approx(m.energy(atoms) / len(atoms), abs=1e-6)
+    assert -5 < first.loc["Cu", "energy_ev_per_atom"] < -3  # CHGNet predicts MP's corrected scale: Cu about -4.1
+    pd.testing.assert_frame_equal(first, again)
+    other, _ = model_energies(cells, "chgnet-0.2.0", store, progress=False)  # other weights: other keys
+    assert sum(store.count().values()) == 4 and not np.allclose(other.energy_ev_per_atom, first.energy_ev_per_atom)

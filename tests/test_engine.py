@@ -11,6 +11,8 @@ import textwrap
 import time
 
 import numpy as np
+import pandas as pd
+import pytest
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
@@ -106,8 +108,8 @@ def test_dask_local_cluster_matches_serial_and_records_failures(tmp_path):
 
 
 def test_surface_task_keys_change_with_weights_and_settings():
-    from uipbench import protocols
     from uipbench.models import weights_checksum
+    from uipbench.surfaces import protocols
 
     slab = bulk("Cu", "fcc", a=3.6, cubic=True)
     slab.center(vacuum=6.0, axis=2)
@@ -131,8 +133,8 @@ def test_static_and_relaxed_protocols_with_chgnet(tmp_path, monkeypatch):
     right size; the relaxed slab shares the relaxed bulk's lattice (same strain as the OUC)."""
     from ase.build import fcc100
 
-    from uipbench import protocols
     from uipbench.models import load_model
+    from uipbench.surfaces import protocols
 
     m = load_model("chgnet-0.3.0")
     slab = fcc100("Cu", (1, 1, 5), a=3.6, vacuum=7.0, periodic=True)
@@ -146,3 +148,29 @@ def test_static_and_relaxed_protocols_with_chgnet(tmp_path, monkeypatch):
     assert rel["gamma_j_per_m2"] <= static["gamma_j_per_m2"] + 0.05  # relaxation lowers gamma (mostly)
     assert rel["eps_bulk_ev_per_atom"] <= static["eps_bulk_ev_per_atom"] + 1e-6
     assert abs(rel["area_a2"] / static["area_a2"] - 1) < 0.05
+
+
+def test_chapter_02_reads_the_surface_chapters_records(tmp_path, data_dir):
+    """gamma_errors (the colour of the kPCA map) reads the static records run_surfaces stored (chapter 01): same
+    kind, same key, nothing computed again, and the same gamma."""
+    from ase.build import fcc111
+
+    from uipbench.surfaces import protocols
+    from uipbench.surfaces.slabs import slab_area
+    from uipbench.units import EV_PER_A2_TO_J_PER_M2
+
+    slab = fcc111("Cu", size=(1, 1, 6), a=3.63, vacuum=7.0, periodic=True)
+    slabs = pd.DataFrame([{"id": "1Cu111", "element": "Cu", "miller": "111", "n_atoms": len(slab),
+                           "area_a2": slab_area(slab), "gamma_j_per_m2": 1.3,
+                           "gamma_ev_per_a2": 1.3 / EV_PER_A2_TO_J_PER_M2, "atoms": slab, "parse_error": ""}])
+    store = ResultStore(tmp_path / "r.sqlite")
+    refs = protocols.references(slabs, store, progress=False)
+    summary, keys = protocols.run_surfaces(refs, slabs, "chgnet-0.3.0", "static", store, progress=False)
+    assert summary.ok == 1
+    n_records = sum(store.count().values())
+    errors, failures = protocols.gamma_errors(slabs, store, "chgnet-0.3.0", "static", progress=False)
+    assert sum(store.count().values()) == n_records and not failures  # read, not recomputed
+    stored = store.get(keys["1Cu111"]).payload["gamma_j_per_m2"]
+    row = errors.iloc[0]
+    assert row.gamma_model_j_per_m2 == stored and 0.5 < stored < 1.5  # CHGNet Cu(111) about 0.8 J/m^2 (NOTES)
+    assert row.abs_error_j_per_m2 == pytest.approx(abs(stored - 1.3))

@@ -9,9 +9,14 @@ import numpy as np
 import pytest
 from ase.build import bulk, fcc100, fcc111, hcp0001
 
-from uipbench import descriptors as D
-from uipbench import kernels as K
 from uipbench.store import ResultStore
+from uipbench.surfaces import descriptors as D
+from uipbench.surfaces.bootstrap import spearman_bootstrap
+from uipbench.surfaces.bulk_references import oriented_bulk_cell
+from uipbench.surfaces.kpca import kernel_pca
+from uipbench.surfaces.lattices import classify_lattice, standard_primitive
+from uipbench.surfaces.out_of_domain import ood_correlations, verdict
+from uipbench.surfaces.rematch import rematch_kernel
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +45,7 @@ def store(tmp_path):
 def _kernel(structures, name, store, tmp_path, **kw):
     keys, failures, _ = D.compute_descriptors(name, structures, store, progress=False)
     assert not failures
-    return K.rematch_kernel(list(keys.values()), store, cache_dir=tmp_path / "kernels", progress=False, **kw)
+    return rematch_kernel(list(keys.values()), store, progress=False, **kw)
 
 
 @pytest.mark.parametrize("name", ["soap", "soap-mu2"])
@@ -62,8 +67,8 @@ def test_block_assembly_equals_dscribe(structures, tmp_path):
     st = ResultStore(tmp_path / "r.sqlite")
     keys, _, _ = D.compute_descriptors("soap-mu2", structures, st, progress=False)
     keys = list(keys.values())
-    blocks = K.rematch_kernel(keys, st, block_size=3, cache_dir=tmp_path / "a", progress=False)
-    one = K.rematch_kernel(keys, st, block_size=100, cache_dir=tmp_path / "b", progress=False)
+    blocks = rematch_kernel(keys, st, block_size=3, progress=False)
+    one = rematch_kernel(keys, st, block_size=100, progress=False)
     ref = REMatchKernel(metric="linear", alpha=0.1, threshold=1e-6, normalize_kernel=True).create(
         [normalize(x) for x in D.load_features(st, keys)])
     assert blocks.n_blocks == 6 and one.n_blocks == 1
@@ -77,9 +82,9 @@ def test_process_pool_blocks_equal_serial(structures, tmp_path):
     st = ResultStore(tmp_path / "r.sqlite")
     keys, _, _ = D.compute_descriptors("soap-mu2", structures, st, progress=False)
     keys = list(keys.values())
-    par = K.rematch_kernel(keys, st, block_size=3, backend="process", n_workers=2, cache_dir=tmp_path / "a",
+    par = rematch_kernel(keys, st, block_size=3, backend="process", n_workers=2,
                            progress=False)
-    ser = K.rematch_kernel(keys, st, block_size=100, backend="serial", cache_dir=tmp_path / "b", progress=False)
+    ser = rematch_kernel(keys, st, block_size=100, backend="serial", progress=False)
     assert par.summary.ok == 6
     np.testing.assert_allclose(par.matrix, ser.matrix, atol=1e-12)
 
@@ -87,16 +92,17 @@ def test_process_pool_blocks_equal_serial(structures, tmp_path):
 def test_rectangular_kernel_matches_square(structures, store, tmp_path):
     keys, _, _ = D.compute_descriptors("soap-mu2", structures, store, progress=False)
     keys = list(keys.values())
-    full = K.rematch_kernel(keys, store, cache_dir=tmp_path, progress=False).matrix
-    rect = K.rematch_kernel(keys[:3], store, col_keys=keys[3:], block_size=2, cache_dir=tmp_path,
+    full = rematch_kernel(keys, store, progress=False).matrix
+    rect = rematch_kernel(keys[:3], store, col_keys=keys[3:], block_size=2,
                             progress=False).matrix
     np.testing.assert_allclose(rect, full[:3, 3:], atol=1e-10)
 
 
-def test_second_call_served_from_cache(structures, store, tmp_path):
+def test_second_call_assembled_from_the_store(structures, store, tmp_path):
     first = _kernel(structures, "soap-mu2", store, tmp_path)
     second = _kernel(structures, "soap-mu2", store, tmp_path)
-    assert not first.from_cache and second.from_cache
+    assert not first.from_store and second.from_store
+    assert second.summary.ok == 0 and second.compute_seconds == pytest.approx(first.compute_seconds)
     np.testing.assert_array_equal(first.matrix, second.matrix)
 
 
@@ -152,25 +158,23 @@ def test_descriptor_cache_roundtrip_and_failure_recorded(structures, store):
     (bulk("Sn", "diamond", a=6.49), "other"),
 ])
 def test_lattice_classification(atoms, lattice):
-    assert K.classify_lattice(atoms) == lattice
+    assert classify_lattice(atoms) == lattice
 
 
 def test_lattice_of_a_slab_bulk_cell():
-    from uipbench import surfaces
-
     slab = fcc111("Pt", size=(1, 1, 6), vacuum=7.0)
     slab.pbc = True
-    ouc, why = surfaces.oriented_bulk_cell(slab)
+    ouc, why = oriented_bulk_cell(slab)
     assert ouc is not None, why
-    assert K.classify_lattice(ouc) == "FCC"
-    assert len(K.standard_primitive(ouc)) == 1
+    assert classify_lattice(ouc) == "FCC"
+    assert len(standard_primitive(ouc)) == 1
 
 
 def test_kernel_pca_explained_variance():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(30, 3)) * [3.0, 1.0, 0.1]
     k = x @ x.T  # linear kernel: kPCA = PCA, explained variance = PCA's
-    res = K.kernel_pca(k)
+    res = kernel_pca(k)
     xc = x - x.mean(axis=0)
     pca_var = np.sort(np.linalg.eigvalsh(xc.T @ xc))[::-1]
     np.testing.assert_allclose(res.explained_variance_ratio, pca_var[:2] / pca_var.sum(), rtol=1e-8)
@@ -179,15 +183,15 @@ def test_kernel_pca_explained_variance():
 
 def test_spearman_bootstrap():
     x = np.arange(50.0)
-    r = K.spearman_bootstrap(x, x**3, n_boot=200, seed=1)
+    r = spearman_bootstrap(x, x**3, n_boot=200, seed=1)
     assert r["rho"] == pytest.approx(1.0) and r["ci_low"] == pytest.approx(1.0)
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=200), rng.normal(size=200)
-    r1 = K.spearman_bootstrap(a, b, n_boot=500, seed=2)
-    r2 = K.spearman_bootstrap(a, b, n_boot=500, seed=2)
+    r1 = spearman_bootstrap(a, b, n_boot=500, seed=2)
+    r2 = spearman_bootstrap(a, b, n_boot=500, seed=2)
     assert r1 == r2  # seeded
     assert r1["ci_low"] < 0 < r1["ci_high"]  # independent samples: interval contains 0
-    assert K.spearman_bootstrap([1, 2, np.nan], [1, 2, 3])["n"] == 2
+    assert spearman_bootstrap([1, 2, np.nan], [1, 2, 3])["n"] == 2
 
 
 def test_within_element_correlation_removes_element_offsets():
@@ -201,9 +205,9 @@ def test_within_element_correlation_removes_element_offsets():
     t = pd.DataFrame({"element": el, "dist_own_bulk": base + 0.1 * rng.normal(size=160),
                       "dist_bulk_set": base + 0.1 * rng.normal(size=160), "kpc1": rng.normal(size=160),
                       "kpc2": rng.normal(size=160), "abs_error_j_per_m2": base + 0.1 * rng.normal(size=160)})
-    c = K.ood_correlations(t, n_boot=300).set_index("variable")
+    c = ood_correlations(t, n_boot=300).set_index("variable")
     assert c.loc["dist_bulk_set", "ci_low"] > 0.5
     w = c.loc["dist_bulk_set|within element"]
     assert w["ci_low"] < 0 < w["ci_high"]
-    assert K.verdict(c.reset_index()).startswith("supported")
-    assert "within elements: not supported" in K.verdict(c.reset_index())
+    assert verdict(c.reset_index()).startswith("supported")
+    assert "within elements: not supported" in verdict(c.reset_index())

@@ -17,8 +17,10 @@ from ase.calculators.emt import EMT
 from pymatgen.core.surface import SlabGenerator
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from uipbench import surfaces
-from uipbench.surfaces import oriented_bulk_cell, parse_miller, parse_surface_id
+from uipbench.miller import parse_miller, parse_surface_id
+from uipbench.surfaces.bulk_references import match_mp_bulk, oriented_bulk_cell
+from uipbench.surfaces.slabs import read_slab, slab_area, surface_energy_j_per_m2
+from uipbench.units import EV_PER_A2_TO_J_PER_M2
 
 # ------------------------------------------------------------------------------------------------ Miller ids
 
@@ -159,15 +161,31 @@ def test_ouc_failure_reasons():
 
 def test_surface_energy_inverts_reconstruction():
     """E_slab = 2 A gamma + N eps  <=>  gamma = (E_slab - N eps) / 2A; EMT Cu(111) gamma is positive and ~1 J/m^2."""
-    area, n, eps, gamma = 12.3, 18, -4.1, 0.085
-    e = 2 * area * gamma + n * eps
-    assert surfaces.surface_energy(e, n, eps, area) == pytest.approx(gamma, rel=1e-12)
+    area, n, eps, gamma_ev_per_a2 = 12.3, 18, -4.1, 0.085
+    e = 2 * area * gamma_ev_per_a2 + n * eps
+    assert surface_energy_j_per_m2(e, n, eps, area) == pytest.approx(gamma_ev_per_a2 * 16.02176634, rel=1e-12)
     b = bulk("Cu", "fcc", a=3.61, cubic=True)
     slab = _slab(b, (1, 1, 1))
     s = slab.copy()
     s.calc = EMT()
-    g = surfaces.surface_energy(s.get_potential_energy(), len(s), _emt_eps(b), surfaces.slab_area(s))
-    assert 0.3 < g * surfaces.EV_PER_A2_TO_J_PER_M2 < 2.0
+    g = surface_energy_j_per_m2(s.get_potential_energy(), len(s), _emt_eps(b), slab_area(s))
+    assert 0.3 < g < 2.0
+
+
+def test_unit_conversions_are_codata():
+    """1 eV/Å² = 16.02176634 J/m² and 1 eV/Å³ = 160.2176634 GPa (exact since the 2019 SI redefinition of e)."""
+    from uipbench.units import EV_PER_A3_TO_GPA
+
+    assert pytest.approx(16.02176634, rel=1e-15) == EV_PER_A2_TO_J_PER_M2
+    assert pytest.approx(160.2176634, rel=1e-15) == EV_PER_A3_TO_GPA
+
+
+def test_dft_and_models_share_one_surface_energy():
+    """The DFT generator's gamma is the same function as the model protocols' (one formula, one constant)."""
+    from uipbench.dft import surfaces as dft_surfaces
+
+    assert dft_surfaces.gamma_j_per_m2 is surface_energy_j_per_m2
+    assert dft_surfaces.EV_PER_A2_TO_J_PER_M2 is EV_PER_A2_TO_J_PER_M2
 
 
 # ------------------------------------------------------------------------------------------------ real data
@@ -183,10 +201,10 @@ def test_real_slabs_ouc_and_mp_match():
     table = datasets.load("mp-surfaces").set_index("id")
     refs = datasets.load("mp-pbe-element-refs")
     for sid in ["4Li111", "100Ag11-20", "87Pt322"]:
-        slab = surfaces.read_slab(table.loc[sid, "cif_path"])
+        slab = read_slab(table.loc[sid, "cif_path"])
         ouc, why = oriented_bulk_cell(slab)
         assert ouc is not None, (sid, why)
-        m = surfaces.match_mp_bulk(ouc, refs[table.loc[sid, "element"]])
+        m = match_mp_bulk(ouc, refs[table.loc[sid, "element"]])
         assert m["matched"], (sid, m)
         assert abs(m["volume_ratio"] - 1) < 0.04
         assert -10 < m["eps_dft_ev_per_atom"] < -1

@@ -1,4 +1,4 @@
-"""Transfer-chapter helpers (uipbench.transfer): checksum guard, pairing, features, corrections, statistics."""
+"""Transfer-wing helpers (uipbench.transfer: compositions, pairing, energy_shift): checksum guard, pairing, features, corrections, statistics."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ import pandas as pd
 import pytest
 from pymatgen.core import Composition, Lattice, Structure
 
-from uipbench import datasets, transfer
+from uipbench import datasets
+from uipbench.transfer.compositions import composition_matrix, to_composition, unseen_elements
+from uipbench.transfer.energy_shift import element_importance, mp2020_corrections, regression_stats
+from uipbench.transfer.pairing import load_rxnnet_pairs, pair_columns, pair_matpes
 
 RXNNET = "rxnnet/main.pkl.gz"
 
@@ -62,27 +65,27 @@ def test_to_composition_rebuilds_stale_pickled_objects():
     stale = Composition.__new__(Composition)  # what unpickling an older pymatgen's Composition gives
     stale.__dict__.update({"allow_negative": False, "_natoms": 8.0,
                            "_data": {Composition("N").elements[0]: 2.0, Composition("Ni").elements[0]: 6.0}})
-    comp = transfer.to_composition(stale)
+    comp = to_composition(stale)
     assert comp.reduced_formula == "Ni3N" and comp.num_atoms == 8
-    assert transfer.to_composition({"Fe": 2, "O": 3}) == Composition("Fe2O3")
+    assert to_composition({"Fe": 2, "O": 3}) == Composition("Fe2O3")
 
 
 def test_composition_matrix_fractions_and_counts():
     comps = ["Fe2O3", "NaCl", "H2O"]
-    X, els = transfer.composition_matrix(comps)
+    X, els = composition_matrix(comps)
     assert els == ["H", "O", "Na", "Cl", "Fe"]  # atomic-number order
     np.testing.assert_allclose(X.sum(1), 1.0)
     assert X[0, els.index("O")] == pytest.approx(0.6)
-    Xc, _ = transfer.composition_matrix(comps, els, kind="count")
+    Xc, _ = composition_matrix(comps, els, kind="count")
     assert Xc[0].tolist() == [0, 3, 0, 0, 2]
     with pytest.raises(KeyError, match="Cu"):
-        transfer.composition_matrix(["CuO"], els)
-    assert transfer.unseen_elements(["CuO", "FeO"], els) == [("Cu",), ()]
+        composition_matrix(["CuO"], els)
+    assert unseen_elements(["CuO", "FeO"], els) == [("Cu",), ()]
 
 
 def test_pair_columns_counts_every_dropped_row():
     df = pd.DataFrame({"a": [1.0, np.nan, 3.0, np.nan], "b": [2.0, 5.0, np.nan, np.nan]}, index=list("wxyz"))
-    p = transfer.pair_columns(df, "a", "b")
+    p = pair_columns(df, "a", "b")
     assert list(p.paired.index) == ["w"]
     assert dict(zip(p.dropped.index, p.dropped["reason"])) == {"x": "no a", "y": "no b", "z": "no a and no b"}
     assert p.counts["paired"] + p.counts["dropped"] == len(df)
@@ -106,7 +109,7 @@ def test_pair_matpes_requires_identical_structures():
     cu_img = cu.copy()
     cu_img.translate_sites([0], [1.0, 0, 0], to_unit_cell=False)
     r2["Ni"] = _doc("mp-23", cu_img, -12.0)
-    p = transfer.pair_matpes(pbe, r2)
+    p = pair_matpes(pbe, r2)
     assert sorted(p.paired.index) == ["Cu", "Ni"]
     assert p.paired.loc["Cu", "shift_ev_per_atom"] == pytest.approx(-10.8 - (-3.7))
     reasons = dict(zip(p.dropped["element"], p.dropped["reason"]))
@@ -114,17 +117,17 @@ def test_pair_matpes_requires_identical_structures():
 
 
 def test_pair_matpes_on_the_real_references(data_dir):
-    p = transfer.pair_matpes(datasets.load("matpes-pbe-element-refs"), datasets.load("matpes-r2scan-element-refs"))
+    p = pair_matpes(datasets.load("matpes-pbe-element-refs"), datasets.load("matpes-r2scan-element-refs"))
     assert len(p.paired) == 63 and len(p.paired) + len(p.dropped) == 89  # as documented with the data
     assert (p.paired["shift_ev_per_atom"] < 0).all()  # r2SCAN total energies are lower on the VASP scale
 
 
 def test_regression_stats_exact_line():
     x = np.linspace(-10, -2, 20)
-    s = transfer.regression_stats(x, 2 * x + 1)
+    s = regression_stats(x, 2 * x + 1)
     assert s["pearson_r"] == pytest.approx(1.0) and s["slope"] == pytest.approx(2.0)
     assert s["intercept"] == pytest.approx(1.0) and s["n"] == 20
-    s = transfer.regression_stats(np.r_[x, np.nan], np.r_[x + 0.5, 1.0])
+    s = regression_stats(np.r_[x, np.nan], np.r_[x + 0.5, 1.0])
     assert s["n"] == 20 and s["mae"] == pytest.approx(0.5) and s["mean_difference"] == pytest.approx(0.5)
 
 
@@ -133,7 +136,7 @@ def test_mp2020_reconstruction_known_cases():
 
     c = MaterialsProject2020Compatibility(check_potcar=False)
     comp, u = c.comp_correction, c.u_corrections
-    out = transfer.mp2020_corrections(["MgO", "Fe2O3", "NaCl", "Na2SO4", "ZnS", "Na2O2", "Cu"],
+    out = mp2020_corrections(["MgO", "Fe2O3", "NaCl", "Na2SO4", "ZnS", "Na2O2", "Cu"],
                                       ["oxide", "oxide", "chloride", "sulfate oxide", "sulfide", "peroxide", ""])
     corr = out["correction_ev_per_atom"].to_numpy()
     assert corr[0] == pytest.approx(comp["oxide"] / 2)
@@ -149,10 +152,10 @@ def test_mp2020_reconstruction_known_cases():
 
 def test_rxnnet_pairs_and_formation_energy_convention(data_dir):
     """974 compounds carry both functionals; E - H_f is exactly linear in composition (fixed elemental refs)."""
-    p = transfer.load_rxnnet_pairs()
+    p = load_rxnnet_pairs()
     assert p.counts == {"paired": 974, "dropped": 581, "dropped:no e_r2scan_ev_per_atom": 581}
     d = p.paired
-    X, _ = transfer.composition_matrix(list(d["composition"]))
+    X, _ = composition_matrix(list(d["composition"]))
     for e, h in [("e_gga_ev_per_atom", "hf_gga_ev_per_atom"), ("e_r2scan_ev_per_atom", "hf_r2scan_ev_per_atom")]:
         y = (d[e] - d[h]).to_numpy()
         resid = y - X @ np.linalg.lstsq(X, y, rcond=None)[0]
@@ -165,9 +168,9 @@ def test_element_importance_finds_the_driving_element():
     for _ in range(150):
         els = rng.choice(["Li", "Na", "O", "S", "Cl", "Fe"], size=2, replace=False)
         comps.append(Composition({e: int(rng.integers(1, 4)) for e in els}))
-    X, els = transfer.composition_matrix(comps)
+    X, els = composition_matrix(comps)
     y = -0.5 * X[:, els.index("O")] + rng.normal(0, 0.005, len(comps))  # only O matters
-    table, metrics = transfer.element_importance(X, y, els, n_splits=3, seed=0, n_estimators=50, n_repeats=2)
+    table, metrics = element_importance(X, y, els, n_splits=3, seed=0, n_estimators=50, n_repeats=2)
     table = table.set_index("element")
     assert table["permutation_importance_ev2"].idxmax() == "O"
     assert table.loc["O", "linear_coefficient_ev_per_atom"] == pytest.approx(-0.5, abs=0.02)

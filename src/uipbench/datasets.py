@@ -28,6 +28,8 @@ from typing import Callable
 import pandas as pd
 
 from . import paths
+from .miller import parse_surface_id
+from .units import EV_PER_A2_TO_J_PER_M2
 
 ENV_VAR = "UIPBENCH_DATA"
 
@@ -182,8 +184,6 @@ def parse_surfaces(files: list[Path]) -> pd.DataFrame:
     (tuple of ints, three or four indices), ``gamma_ev_per_a2``, ``gamma_j_per_m2``, ``work_function_ev``,
     ``cif_path``.
     """
-    from .surfaces import EV_PER_A2_TO_J_PER_M2, parse_surface_id
-
     by_name = {p.name: p for p in files}
     table = pd.read_csv(by_name["id_prop.csv"], header=None, names=["id", "gamma_ev_per_a2", "work_function_ev"])
     parsed = [parse_surface_id(i) for i in table["id"]]

@@ -42,7 +42,7 @@ def element_shifts(table: "pd.DataFrame") -> "pd.DataFrame":
     squares fit over all paired structures (shift per atom on element fractions, as CHGNet fits its AtomRef)."""
     import pandas as pd
 
-    from ..atomref import fit_atomref
+    from ..transfer.atomref import fit_atomref
 
     elemental = table[table["elements"].str.count(" ") == 0]
     mean = elemental.groupby("elements")["shift_ev_per_atom"].agg(["mean", "std", "count"])
@@ -56,7 +56,7 @@ def element_shifts(table: "pd.DataFrame") -> "pd.DataFrame":
 
 def chgnet_atomref_shift() -> "pd.Series":
     """CHGNet's MP-r2SCAN minus MPtrj AtomRef (eV/atom) per element: what its r2SCAN model shifted per element."""
-    from ..atomref import chgnet_atomref
+    from ..transfer.atomref import chgnet_atomref
 
     return (chgnet_atomref("MP-r2SCAN") - chgnet_atomref("MPtrj")).rename("chgnet_atomref_shift_ev_per_atom")
 

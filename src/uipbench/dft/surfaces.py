@@ -14,10 +14,11 @@ import numpy as np
 
 from ..engine import Task
 from ..store import ResultStore
+from ..surfaces.slabs import surface_energy_j_per_m2 as gamma_j_per_m2
+from ..units import EV_PER_A2_TO_J_PER_M2
 from .calc import KIND_BULK, KIND_EOS, KIND_SLAB, CalcSpec, make_spec
 from .settings import DEFAULT_SETTINGS, SURFACE_SETTINGS, DFTSettings, kpt_mesh
 
-EV_PER_A2_TO_J_PER_M2 = 16.021766208
 
 SURFACE_ELEMENTS = ("Cu", "Ag", "Au", "Pt", "Pd", "Ni", "Al", "Rh")
 SURFACE_FACETS = ((1, 1, 1), (1, 0, 0), (1, 1, 0))
@@ -107,11 +108,6 @@ def eos_results(store: ResultStore, settings: DFTSettings = SURFACE_SETTINGS,
 
 # ----------------------------------------------------------------------------------------------------------------
 # dataset 2: slabs and oriented bulk references
-
-
-def gamma_j_per_m2(e_slab_ev: float, n_slab: int, e_bulk_per_atom_ev: float, area_a2: float) -> float:
-    """Surface energy of a symmetric slab with two equivalent faces: (E_slab - N ε_bulk) / (2A), in J/m²."""
-    return (e_slab_ev - n_slab * e_bulk_per_atom_ev) / (2.0 * area_a2) * EV_PER_A2_TO_J_PER_M2
 
 
 def _miller_str(hkl: Sequence[int]) -> str:

@@ -1,73 +1,16 @@
-"""Surfaces of elemental crystals: record ids, Miller indices, slabs, their oriented bulk cells and DFT references.
+"""Bulk references of a slab: its oriented bulk unit cell and the Materials Project polymorph it matches.
 
-* :func:`parse_surface_id`, :func:`parse_miller`: the data set's ids (``100Ag11-20``, four-index hexagonal Miller).
-* :func:`load_slabs`: the 801 Materials Project slabs as ASE Atoms, with their DFT surface energies.
 * :func:`oriented_bulk_cell`: the slab's oriented bulk unit cell (OUC, Sun & Ceder 2013), derived from its interior.
 * :func:`match_mp_bulk`: the OUC matched to a Materials Project PBE polymorph of the element (pymatgen
-  StructureMatcher), giving the DFT bulk energy per atom; :func:`uipbench.protocols.references` applies both to
-  every slab (persisted in the result store) and adds the *reconstructed* DFT slab energy
+  StructureMatcher), giving the DFT bulk energy per atom; :func:`uipbench.surfaces.protocols.references` applies
+  both to every slab (persisted in the result store) and adds the *reconstructed* DFT slab energy
   E_slab = 2 A gamma + N eps_bulk (the data set has no slab total energies).
-* :func:`surface_energy`: gamma = (E_slab - N eps_bulk) / (2 A).
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
-import ase.io
 import numpy as np
-import pandas as pd
 from ase import Atoms
-
-#: 1 eV/Å^2 in J/m^2 (1.602176634e-19 J / 1e-20 m^2)
-EV_PER_A2_TO_J_PER_M2 = 16.02176634
-
-_ID = re.compile(r"^(?P<index>\d+)(?P<element>[A-Z][a-z]?)(?P<miller>(?:-?\d)+)$")
-
-
-@dataclass(frozen=True)
-class SurfaceId:
-    index: int
-    element: str
-    miller: str  #: as written in the id, e.g. "11-20"
-    hkl: tuple[int, ...]  #: three or four (hexagonal Miller-Bravais) signed integers
-
-    @property
-    def hkl3(self) -> tuple[int, int, int]:
-        """Three-index Miller index (for four-index (h k i l), i = -(h + k) is dropped)."""
-        return miller_bravais_to_miller(self.hkl) if len(self.hkl) == 4 else self.hkl  # type: ignore[return-value]
-
-
-def parse_miller(text: str) -> tuple[int, ...]:
-    """Parse a Miller string of signed single digits: ``"111"``, ``"11-20"``, ``"2-1-12"`` -> tuples.
-
-    Four-index strings must satisfy the Miller-Bravais condition i = -(h + k).
-    """
-    digits = re.findall(r"-?\d", text)
-    if "".join(digits) != text or len(digits) not in (3, 4):
-        raise ValueError(f"not a three- or four-index Miller string: {text!r}")
-    hkl = tuple(int(d) for d in digits)
-    if len(hkl) == 4 and hkl[2] != -(hkl[0] + hkl[1]):
-        raise ValueError(f"four-index Miller string {text!r} violates i = -(h + k)")
-    if not any(hkl):
-        raise ValueError(f"Miller index of all zeros: {text!r}")
-    return hkl
-
-
-def miller_bravais_to_miller(hkil: tuple[int, ...]) -> tuple[int, int, int]:
-    """(h k i l) -> (h k l) for plane normals in hexagonal axes (the i index is redundant)."""
-    h, k, _i, l = hkil
-    return (h, k, l)
-
-
-def parse_surface_id(record_id: str) -> SurfaceId:
-    """Split a record id ``<running index><element><Miller>`` such as ``"100Ag11-20"``."""
-    m = _ID.match(record_id)
-    if not m:
-        raise ValueError(f"unparsable surface id: {record_id!r}")
-    return SurfaceId(int(m["index"]), m["element"], m["miller"], parse_miller(m["miller"]))
-
 
 # ================================================================================================================
 # slabs and their oriented bulk cells
@@ -79,47 +22,6 @@ def parse_surface_id(record_id: str) -> SurfaceId:
 # translation t (out of plane) that maps the interior onto itself is the stacking repeat vector; the atoms of one
 # period (heights in [h0, h0 + t.n)) are the OUC's atoms.
 # ================================================================================================================
-
-
-def load_slabs(data_dir=None) -> pd.DataFrame:
-    """The 801 Materials Project slabs: the ``mp-surfaces`` table plus ``atoms`` (ASE Atoms) and ``parse_error``.
-
-    A CIF that cannot be read gets ``atoms = None`` and its reason in ``parse_error`` (reported, never dropped).
-    Columns added: ``n_atoms``, ``area_a2`` (in-plane cell area |a x b|, Å^2), ``hkl3`` (three-index Miller).
-    """
-    from . import datasets
-
-    table = datasets.load("mp-surfaces", data_dir=data_dir).copy()
-    atoms_col, errors = [], []
-    for path in table["cif_path"]:
-        try:
-            atoms = read_slab(path)
-            atoms_col.append(atoms)
-            errors.append("")
-        except Exception as exc:  # unparsable CIF: keep the row, say why
-            atoms_col.append(None)
-            errors.append(f"{type(exc).__name__}: {exc}")
-    table["atoms"] = atoms_col
-    table["parse_error"] = errors
-    table["n_atoms"] = [len(a) if a is not None else 0 for a in atoms_col]
-    table["area_a2"] = [slab_area(a) if a is not None else np.nan for a in atoms_col]
-    table["hkl3"] = [miller_bravais_to_miller(h) if len(h) == 4 else tuple(h) for h in table["hkl"]]
-    return table
-
-
-def read_slab(path) -> Atoms:
-    """Read one slab CIF (pymatgen-written, P1, vacuum along c) as ASE Atoms, periodic in all three directions."""
-    atoms = ase.io.read(str(path), format="cif")
-    atoms.pbc = True
-    if len(atoms) == 0:
-        raise ValueError(f"no atoms in {path}")
-    return atoms
-
-
-def slab_area(atoms: Atoms) -> float:
-    """In-plane area |a x b| (Å^2) of a slab whose vacuum is along c."""
-    a, b = atoms.cell[0], atoms.cell[1]
-    return float(np.linalg.norm(np.cross(a, b)))
 
 
 def _unwrap_along_c(atoms: Atoms) -> tuple[np.ndarray, float]:
@@ -350,8 +252,3 @@ def match_mp_bulk(ouc: Atoms, polymorphs: list[dict]) -> dict:
     out.update(matched=True, mp_ref_index=i, eps_dft_ev_per_atom=float(polymorphs[i]["energy_per_atom"]),
                match_rms=float(rms), volume_ratio=float(ratio))
     return out
-
-
-def surface_energy(e_slab_ev: float, n_atoms: int, eps_bulk_ev_per_atom: float, area_a2: float) -> float:
-    """gamma in eV/Å^2 = (E_slab - N eps_bulk) / (2 A): two surfaces per slab."""
-    return (e_slab_ev - n_atoms * eps_bulk_ev_per_atom) / (2.0 * area_a2)

@@ -1,12 +1,13 @@
-"""Metrics and figures of the surface-energy benchmark (surfaces paper, Fig. 1), from the per-slab results table
-of :func:`uipbench.protocols.results_table`.
+"""Metrics and figures of the surface-energy benchmark (surfaces paper, Fig. 1, chapter 01), from the per-slab
+results table of :func:`uipbench.surfaces.protocols.results_table`.
 
 * :func:`metrics_table`: MAE, RMSE, mean signed error, MAPE, R^2, Spearman per (model, protocol), each with a
-  seeded bootstrap 95 % interval.
+  seeded bootstrap 95 % interval (:func:`uipbench.surfaces.bootstrap.bootstrap_metrics`).
 * :func:`coverage_table`: how many slabs each run evaluated, and why the others were not.
 * :func:`error_energy_correlation`: gamma error against the DFT bulk energy per atom and the (reconstructed) DFT
   slab energy per atom, with Pearson and Spearman coefficients (the paper's claim that errors track the energy).
 * ``fig1a_bulk_parity`` ... ``fig1e_error_vs_energy``: matplotlib figures.
+* :func:`chapter_metrics`: the numbers of ``01_surface_energies_metrics.json``.
 """
 
 from __future__ import annotations
@@ -15,45 +16,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-METRICS = ("mae", "rmse", "mse", "mape", "r2", "spearman")
+from .bootstrap import METRICS, bootstrap_metrics
 
-
-def _metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    err = y_pred - y_true
-    ss_res = float(np.sum(err ** 2))
-    ss_tot = float(np.sum((y_true - y_true.mean()) ** 2))
-    nz = np.abs(y_true) > 1e-12
-    return {
-        "mae": float(np.mean(np.abs(err))),
-        "rmse": float(np.sqrt(np.mean(err ** 2))),
-        "mse": float(np.mean(err)),  # mean signed error (model - DFT)
-        "mape": float(100 * np.mean(np.abs(err[nz] / y_true[nz]))) if nz.any() else np.nan,
-        "r2": 1 - ss_res / ss_tot if ss_tot > 0 else np.nan,
-        "spearman": float(stats.spearmanr(y_true, y_pred).statistic) if len(y_true) > 2 else np.nan,
-    }
-
-
-def bootstrap_metrics(y_true, y_pred, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
-    """Point metrics plus percentile bootstrap intervals (resampling slabs with replacement; seeded)."""
-    y_true, y_pred = np.asarray(y_true, float), np.asarray(y_pred, float)
-    point = _metrics(y_true, y_pred)
-    rng = np.random.default_rng(seed)
-    n = len(y_true)
-    samples = {k: [] for k in point}
-    for _ in range(n_boot):
-        idx = rng.integers(0, n, n)
-        for k, v in _metrics(y_true[idx], y_pred[idx]).items():
-            samples[k].append(v)
-    lo, hi = 100 * (1 - level) / 2, 100 * (1 + level) / 2
-    out = {"n": n}
-    for k, v in point.items():
-        s = np.asarray(samples[k], float)
-        s = s[np.isfinite(s)]
-        out[k] = v
-        out[f"{k}_lo"] = float(np.percentile(s, lo)) if len(s) else np.nan
-        out[f"{k}_hi"] = float(np.percentile(s, hi)) if len(s) else np.nan
-    return out
-
+__all__ = ["METRICS", "bootstrap_metrics", "chapter_metrics", "coverage_table", "error_energy_correlation",
+           "fig1a_bulk_parity", "fig1b_slab_parity", "fig1c_gamma_parity", "fig1d_error_distributions",
+           "fig1e_error_vs_energy", "metrics_table", "metrics_with_intervals", "reason_category"]
 
 def metrics_table(results: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """One row per (model, protocol): gamma metrics (J/m^2; MAPE in %) over the slabs evaluated ``ok``."""
@@ -239,3 +206,50 @@ def fig1e_error_vs_energy(results: pd.DataFrame, corr: pd.DataFrame, protocol: s
             ax.set_ylabel("$\\gamma$ error / J m$^{-2}$")
             ax.set_title(f"{m}, {protocol}", fontsize=10)
     return fig
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the chapter's numbers
+
+
+def _by_run(table: pd.DataFrame) -> dict:
+    """``model/protocol`` -> the row's other columns."""
+    return {f"{r['model']}/{r['protocol']}": {k: r[k] for k in table.columns if k not in ("model", "protocol")}
+            for _, r in table.iterrows()}
+
+
+def chapter_metrics(refs: pd.DataFrame, results: pd.DataFrame, coverage: pd.DataFrame, metrics: pd.DataFrame,
+                    metrics_paired: pd.DataFrame, corr: pd.DataFrame, run_models: list[str],
+                    skipped_models: dict[str, str], relaxed_ids: list[str], other_scale: tuple[str, ...]) -> dict:
+    """The numbers of chapter 01 (``01_surface_energies_metrics.json``): OUC and MP coverage, evaluated fractions,
+    gamma metrics (all slabs and the relaxed subset), bulk and slab energy MAE, error-energy correlations."""
+    ok = results[(results["status"] == "ok") & results["eps_dft_ev_per_atom"].notna()]
+    static = ok[(ok["protocol"] == "static") & ~ok["model"].isin(other_scale)]
+    return {
+        "n_slabs": len(refs),
+        "ouc_found": int(refs["ouc_found"].sum()),
+        "ouc_found_fraction": float(refs["ouc_found"].mean()),
+        "mp_matched": int(refs["matched"].sum()),
+        "mp_matched_fraction": float(refs["matched"].mean()),
+        "models_run": run_models,
+        "models_unavailable": skipped_models,
+        "relaxed_subset_size": len(relaxed_ids),
+        "coverage": {f"{r.model}/{r.protocol}": {"selected": r.selected, "ok": r.ok, "failed": r.failed,
+                                                  "not_evaluated": r.not_evaluated} for r in coverage.itertuples()},
+        "gamma_metrics_j_per_m2": _by_run(metrics),
+        "gamma_metrics_relaxed_subset_j_per_m2": _by_run(metrics_paired),
+        "bulk_mae_ev_per_atom": {m: float(g["bulk_error_ev_per_atom"].abs().mean())
+                                 for m, g in static.groupby("model")},
+        "slab_mae_ev_per_atom": {m: float(g["slab_error_ev_per_atom"].abs().mean())
+                                 for m, g in static.groupby("model")},
+        "error_vs_energy": {f"{r.model}/{r.protocol}/{r.x}/{r.y}": {"pearson": r.pearson, "spearman": r.spearman,
+                                                                     "n": r.n} for r in corr.itertuples()},
+    }
+
+
+def metrics_with_intervals(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The metrics table for reading: each metric as ``value [low, high]`` (3 decimals)."""
+    show = metrics.copy()
+    for k in METRICS:
+        show[k] = [f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in zip(show[k], show[f"{k}_lo"], show[f"{k}_hi"])]
+    return show[["model", "protocol", "n", *METRICS]]

@@ -1,7 +1,7 @@
 """Surface-energy protocols, run as engine tasks into the result store.
 
 * ``static``: single points on the DFT geometries, gamma = (E_slab - N eps_OUC) / (2A), both energies from the
-  model (the OUC is the slab's oriented bulk cell, :func:`uipbench.surfaces.oriented_bulk_cell`).
+  model (the OUC is the slab's oriented bulk cell, :func:`uipbench.surfaces.bulk_references.oriented_bulk_cell`).
 * ``relaxed``: the OUC relaxed with the model (positions and cell, ``FrechetCellFilter``); the slab mapped onto the
   model's lattice by the same affine strain (applied to its cell and atoms), then its positions relaxed with the
   cell fixed (FIRE, ``fmax`` eV/Å, ``max_steps``). Bulk and slab share the model's lattice: a DFT slab cell against
@@ -23,8 +23,11 @@ import numpy as np
 import pandas as pd
 from ase import Atoms
 
-from . import engine, surfaces
-from .store import ResultStore, make_key, structure_hash
+from .. import engine
+from ..miller import parse_miller, parse_surface_id
+from ..store import ResultStore, make_key, structure_hash
+from .bulk_references import match_mp_bulk, oriented_bulk_cell
+from .slabs import atoms_from_dict, atoms_to_dict, slab_area, surface_energy_j_per_m2
 
 PROTOCOLS = ("static", "relaxed")
 #: bump when the evaluation code changes in a way that changes numbers (invalidates stored results)
@@ -38,19 +41,6 @@ DEFAULT_SETTINGS: dict[str, dict] = {
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# (de)serialising structures for task arguments and stored payloads
-
-
-def atoms_to_dict(atoms: Atoms) -> dict:
-    return {"numbers": atoms.numbers.tolist(), "positions": atoms.positions.tolist(),
-            "cell": np.asarray(atoms.cell[:]).tolist()}
-
-
-def atoms_from_dict(d: dict) -> Atoms:
-    return Atoms(numbers=d["numbers"], positions=d["positions"], cell=d["cell"], pbc=True)
-
-
-# ----------------------------------------------------------------------------------------------------------------
 # slab references (OUC + MP match), persisted
 
 
@@ -60,7 +50,7 @@ _MP_REFS: dict | None = None
 def _mp_refs() -> dict:
     global _MP_REFS
     if _MP_REFS is None:
-        from . import datasets
+        from .. import datasets
 
         _MP_REFS = datasets.load("mp-pbe-element-refs")
     return _MP_REFS
@@ -68,12 +58,12 @@ def _mp_refs() -> dict:
 
 def _reference_task(args: dict) -> dict:
     slab = atoms_from_dict(args["slab"])
-    ouc, why = surfaces.oriented_bulk_cell(slab)
+    ouc, why = oriented_bulk_cell(slab)
     out: dict[str, Any] = {"ouc_found": ouc is not None, "ouc_reason": why}
     if ouc is None:
         return out
     out.update(ouc=atoms_to_dict(ouc), ouc_tol=ouc.info.get("ouc_tol"))
-    m = surfaces.match_mp_bulk(ouc, _mp_refs().get(args["element"], []))
+    m = match_mp_bulk(ouc, _mp_refs().get(args["element"], []))
     out.update({k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in m.items()})
     return out
 
@@ -139,7 +129,7 @@ def references(slabs: pd.DataFrame, store: ResultStore, backend: str = "serial",
 
 def evaluate(args: dict) -> dict:
     """One surface evaluation (engine task function): dispatches on ``args["protocol"]``."""
-    from .models import load_model
+    from ..models import load_model
 
     model = load_model(args["model"], args.get("model_path"))
     slab, ouc = atoms_from_dict(args["slab"]), atoms_from_dict(args["ouc"])
@@ -163,11 +153,9 @@ def _static(model, slab: Atoms, ouc: Atoms) -> dict:
     _check_energy(e_ouc, "bulk")
     _check_energy(e_slab, "slab")
     eps = e_ouc / len(ouc)
-    area = surfaces.slab_area(slab)
-    gamma = surfaces.surface_energy(e_slab, len(slab), eps, area)
+    area = slab_area(slab)
     return {"eps_bulk_ev_per_atom": eps, "e_slab_ev": e_slab, "n_atoms": len(slab), "area_a2": area,
-            "gamma_ev_per_a2": gamma, "gamma_j_per_m2": gamma * surfaces.EV_PER_A2_TO_J_PER_M2,
-            "model_seconds": model_seconds}
+            "gamma_j_per_m2": surface_energy_j_per_m2(e_slab, len(slab), eps, area), "model_seconds": model_seconds}
 
 
 def _relaxed(model, slab: Atoms, ouc: Atoms, settings: dict) -> dict:
@@ -200,14 +188,14 @@ def _relaxed(model, slab: Atoms, ouc: Atoms, settings: dict) -> dict:
     e_slab = s.get_potential_energy()
     model_seconds = time.perf_counter() - t0
     _check_energy(e_slab, "slab")
-    area = surfaces.slab_area(s)
-    gamma = surfaces.surface_energy(e_slab, len(s), eps, area)
-    if e_slab / len(s) < eps - 0.5 or gamma * surfaces.EV_PER_A2_TO_J_PER_M2 < -0.5:
+    area = slab_area(s)
+    gamma = surface_energy_j_per_m2(e_slab, len(s), eps, area)
+    if e_slab / len(s) < eps - 0.5 or gamma < -0.5:
         raise FloatingPointError(f"exploding slab energy: {e_slab / len(s):.3f} eV/atom vs bulk {eps:.3f} eV/atom "
-                                 f"(gamma {gamma * surfaces.EV_PER_A2_TO_J_PER_M2:.2f} J/m^2)")
+                                 f"(gamma {gamma:.2f} J/m^2)")
     lin = np.abs(np.linalg.eigvals(strain) - 1).max()
     return {"eps_bulk_ev_per_atom": eps, "e_slab_ev": e_slab, "e_slab_unrelaxed_ev": e_start, "n_atoms": len(s),
-            "area_a2": area, "gamma_ev_per_a2": gamma, "gamma_j_per_m2": gamma * surfaces.EV_PER_A2_TO_J_PER_M2,
+            "area_a2": area, "gamma_j_per_m2": gamma,
             "bulk_steps": bulk_steps, "slab_steps": slab_steps, "max_strain": float(lin),
             "volume_change": float(np.linalg.det(strain) - 1), "model_seconds": model_seconds}
 
@@ -215,7 +203,7 @@ def _relaxed(model, slab: Atoms, ouc: Atoms, settings: dict) -> dict:
 def surface_tasks(refs: pd.DataFrame, slabs: pd.DataFrame, model: str, protocol: str,
                   settings: dict | None = None, model_path: str | None = None) -> tuple[list[engine.Task], pd.Series]:
     """Tasks for every slab with an OUC; returns (tasks, key per slab id: None where the slab cannot be evaluated)."""
-    from .models import weights_checksum
+    from ..models import weights_checksum
 
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
@@ -311,11 +299,30 @@ def stratified_subset(df: pd.DataFrame, per_element: int, seed: int = 0, mask=No
     if mask is not None:
         df = df[np.asarray(mask, dtype=bool)]
     rng = np.random.default_rng(seed)
-    df = df.assign(_order=[sum(abs(int(c)) for c in surfaces.parse_miller(m)) for m in df["miller"]],
+    df = df.assign(_order=[sum(abs(int(c)) for c in parse_miller(m)) for m in df["miller"]],
                    _tie=rng.random(len(df)))
     picked = (df.sort_values(["element", "_order", "_tie"], kind="stable").groupby("element", sort=True)
               .head(per_element))
     ids = picked.sort_values(["element", "_order", "_tie"], kind="stable")["id"].tolist()
     if limit is not None and len(ids) > limit:
         ids = [ids[int(i)] for i in np.linspace(0, len(ids) - 1, limit).round()]
-    return sorted(ids, key=lambda i: surfaces.parse_surface_id(i).index)
+    return sorted(ids, key=lambda i: parse_surface_id(i).index)
+
+
+def gamma_errors(slabs: pd.DataFrame, store: ResultStore, model: str, protocol: str = "static",
+                 backend: str = "serial", n_workers: int = 1, progress: bool = True) -> tuple[pd.DataFrame, dict]:
+    """|gamma_model - gamma_DFT| per slab of ``slabs`` (the :func:`uipbench.surfaces.slabs.load_slabs` table).
+
+    The same references and evaluations as the surface-energy chapter (:func:`references`, :func:`run_surfaces`:
+    same store kinds and keys), so records that chapter stored are read, and only missing ones are computed.
+    Returns (frame id, gamma_dft_j_per_m2, gamma_model_j_per_m2, abs_error_j_per_m2 of the slabs evaluated ok;
+    failures id -> reason of the others).
+    """
+    refs = references(slabs, store, backend=backend, n_workers=n_workers, progress=progress)
+    _, keys = run_surfaces(refs, slabs, model, protocol, store, backend=backend, n_workers=n_workers,
+                           progress=progress)
+    res = results_table(refs, store, {(model, protocol): keys})
+    ok = res["status"] == "ok"
+    failures = dict(zip(res.loc[~ok, "id"], res.loc[~ok, "reason"], strict=True))
+    cols = ["id", "gamma_dft_j_per_m2", "gamma_model_j_per_m2", "abs_error_j_per_m2"]
+    return res.loc[ok, cols].reset_index(drop=True), failures

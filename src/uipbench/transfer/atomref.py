@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .transfer import composition_matrix, element_order, to_composition, unseen_elements
+from .compositions import composition_matrix, element_order, to_composition, unseen_elements
 
 #: CHGNet's built-in AtomRef datasets (argument of ``AtomRef.initialize_from``)
 CHGNET_ATOMREFS = ("MPtrj", "MP-r2SCAN")
@@ -78,7 +78,7 @@ def fit_atomref(compositions: Sequence, energies, intensive: bool = True,
     if len(energies) != len(compositions):
         raise ValueError(f"{len(compositions)} compositions but {len(energies)} energies")
     if not np.all(np.isfinite(energies)):
-        raise ValueError("energies must be finite (pair the data first, see uipbench.transfer.pair_columns)")
+        raise ValueError("energies must be finite (pair the data first, see uipbench.transfer.pairing.pair_columns)")
     X, els = composition_matrix(compositions, kind="fraction" if intensive else "count")
     # CHGNet: pinv(X^T X) X^T y, which equals pinv(X) y (the minimum-norm least-squares solution)
     mu = np.linalg.pinv(X) @ energies
@@ -174,24 +174,21 @@ def chgnet_atomref(dataset: str) -> pd.Series:
     return pd.Series(w, index=_symbols_by_z(len(w)), name=f"chgnet_{dataset}_ev_per_atom")
 
 
-def chgnet_checkpoint_atomref(model_name: str) -> pd.Series:
-    """The composition-model weights stored in a pretrained CHGNet checkpoint ("0.3.0", "r2scan").
+def chgnet_checkpoint_atomref(model: str) -> pd.Series:
+    """The composition-model weights stored in a pretrained CHGNet checkpoint (registry name: "chgnet-0.3.0",
+    "chgnet-r2scan"; the file comes from :func:`uipbench.models.weights_files`).
 
     Lets the chapter show which built-in AtomRef each pretrained model really carries (the r2SCAN model was
     fine-tuned with its composition model frozen at ``"MP-r2SCAN"``, see its README in the chgnet package).
     """
-    from pathlib import Path
-
-    import chgnet
     import torch
 
-    files = {"0.3.0": "0.3.0/chgnet_0.3.0_e29f68s314m37.pth.tar",
-             "r2scan": "r2scan/chgnet_r2scan_transfer_learning_e15f36s161m23.pth.tar"}
-    if model_name not in files:
-        raise ValueError(f"unknown CHGNet model {model_name!r}; choose one of {sorted(files)}")
-    path = Path(chgnet.__file__).parent / "pretrained" / files[model_name]
+    from ..models import get_spec, weights_files
+
+    if get_spec(model).family != "chgnet":
+        raise ValueError(f"{model!r} is not a CHGNet model")
     # trusted file shipped inside the installed chgnet wheel (it pickles more than tensors)
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = torch.load(weights_files(model)[0], map_location="cpu", weights_only=False)
     w = state["model"]["state_dict"]["composition_model.fc.weight"].numpy().astype(float).ravel()
     w[np.abs(w) < _UNFITTED_ABS_EV] = np.nan
-    return pd.Series(w, index=_symbols_by_z(len(w)), name=f"chgnet_{model_name}_checkpoint_ev_per_atom")
+    return pd.Series(w, index=_symbols_by_z(len(w)), name=f"{model}_checkpoint_ev_per_atom")

@@ -35,8 +35,8 @@ from typing import Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from .engine import Task, run_tasks
-from .store import ResultStore, make_key, structure_hash
+from ..engine import Task, run_tasks
+from ..store import ResultStore, make_key, structure_hash
 
 KIND = "descriptor"
 
@@ -103,7 +103,7 @@ MODEL_OF = {"chgnet-0.3.0": "chgnet-0.3.0", "sevennet-0": "sevennet-0", "mace-mp
 
 
 def _model_settings(name: str, layer: str) -> dict:
-    from . import models
+    from .. import models
 
     m = MODEL_OF[name]
     pkg = {"chgnet": "chgnet", "sevennet": "sevenn", "mace": "mace-torch"}[models.get_spec(m).family]
@@ -111,14 +111,14 @@ def _model_settings(name: str, layer: str) -> dict:
 
 
 def _check_model(name: str) -> None:
-    from . import models
+    from .. import models
 
     models.weights_files(MODEL_OF[name], allow_download=False)  # raises ModelNotAvailableError with the reason
 
 
 @functools.lru_cache(maxsize=None)
 def _loaded(name: str):
-    from . import models
+    from .. import models
 
     return models.load_model(MODEL_OF[name])
 
@@ -127,7 +127,7 @@ def _chgnet_compute(atoms) -> np.ndarray:
     import torch
     from pymatgen.io.ase import AseAtomsAdaptor
 
-    from .models import default_dtype
+    from ..models import default_dtype
 
     lm = _loaded("chgnet-0.3.0")
     model = lm.calc.inner.model
@@ -170,7 +170,7 @@ def _sevennet_compute(atoms) -> np.ndarray:
 def _mace_compute(atoms) -> np.ndarray:
     import torch
 
-    from .models import default_dtype
+    from ..models import default_dtype
 
     lm = _loaded("mace-mp-0")
     with default_dtype(lm.dtype), torch.no_grad():
