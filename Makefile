@@ -1,7 +1,10 @@
 # Two commands do all the set-up on a fresh machine:
 #   make book   create .venv if missing, install, run every notebook (PROFILE, default full), build _build/html
-#   make test   create .venv if missing, install, run the quick profile into _build/quick, run pytest
-# A second call reuses .venv (reinstalled only when pyproject.toml or constraints.txt change).
+#   make test   create .venv if missing, install, lint (ruff), run the quick profile into _build/quick, run pytest
+#   make lint   ruff check and ruff format --check over src/, tests/, benchmarks/ and the notebooks
+# A second call reuses .venv (reinstalled only when pyproject.toml or constraints.txt change). The package's
+# runtime dependencies come with every target; the extras only where needed: docs (Jupyter Book) for `book` and
+# `test`, test (pytest) and lint (ruff, pre-commit) for `test` and `lint`.
 #
 # Settings (make VAR=value):
 #   PROFILE        quick | full (profiles.yaml)                         default: full for `book`
@@ -27,25 +30,38 @@ export MKL_NUM_THREADS ?= 1
 export PYTHONUNBUFFERED := 1
 
 STAMP := $(VENV)/.installed
+PIP := $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt
 
-.PHONY: help env book figures test test-only gpaw system-deps clean-build
+.PHONY: help env env-docs env-dev lint book figures test test-only gpaw system-deps clean-build
 
 help:
-	@sed -n '1,16p' Makefile
+	@sed -n '1,20p' Makefile
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@# torch first and pinned: any unpinned resolution would pull a CUDA build of several GB
-	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt torch==2.13.0
-	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e .
+	$(PIP) torch==2.13.0
+	$(PIP) -e .
+	@rm -f $(VENV)/.installed-*
 	@touch $@
 
+$(VENV)/.installed-%: $(STAMP)
+	$(PIP) -e ".[$(subst -,$(comma),$*)]"
+	@touch $@
+
+comma := ,
 env: $(STAMP)
+env-docs: $(VENV)/.installed-docs
+env-dev: $(VENV)/.installed-docs-test-lint
+
+lint: env-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 figures: env
 	$(PY) -m uipbench.pipeline --profile $(PROFILE)
 
-book: figures
+book: figures env-docs
 	$(PY) -m uipbench.book --profile $(PROFILE)
 
 system-deps:
@@ -55,11 +71,11 @@ gpaw: env
 	@if [ "$(WITH_GPAW)" = "1" ] && [ -f scripts/install_gpaw.sh ]; then bash scripts/install_gpaw.sh $(PY) || \
 	  echo "GPAW not installed: the DFT tests will skip"; fi
 
-test: env system-deps gpaw
+test: lint env-dev system-deps gpaw
 	$(PY) -m uipbench.pipeline --profile quick --quiet
 	$(PY) -m pytest -q
 
-test-only: env
+test-only: env-dev
 	$(PY) -m pytest -q
 
 clean-build:

@@ -1,4 +1,4 @@
-"""The pinned environment: constraints.txt, environment.yml and pyproject.toml agree."""
+"""The pinned environment: constraints.txt, environment.yml and pyproject.toml agree; test and docs tools are extras."""
 
 from __future__ import annotations
 
@@ -40,3 +40,27 @@ def test_environment_yml_agrees_with_constraints():
     assert names <= set(conda_pins), f"missing in environment.yml: {names - set(conda_pins)}"
     assert lock["torch"] == "2.13.0"
 
+
+def test_test_and_docs_tools_are_extras_not_runtime_dependencies():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime = {re.split(r"[\[<>=;]", d)[0].strip().lower() for d in project["dependencies"]}
+    extras = project["optional-dependencies"]
+    assert {"pytest", "ruff", "pre-commit"}.isdisjoint(runtime)
+    assert "pytest" in " ".join(extras["test"]) and "ruff" in " ".join(extras["lint"])
+    assert "jupyter-book" in " ".join(extras["docs"]) and "jupyter-book" not in runtime
+    lock = _pins((ROOT / "constraints.txt").read_text().splitlines())
+    for group in ("test", "lint", "docs"):
+        for dep in extras[group]:
+            name = re.split(r"[\[<>=;]", dep)[0].strip().lower().replace("_", "-")
+            assert name in lock, f"extra {group}: {name} is not pinned in constraints.txt"
+
+
+def test_lint_configuration():
+    """ruff covers the notebooks with line length 120; pre-commit runs ruff check and format; make test lints."""
+    ruff = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["ruff"]
+    assert ruff["line-length"] == 120 and "*.ipynb" in ruff.get("extend-include", [])
+    hooks = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())
+    ids = {h["id"] for repo in hooks["repos"] for h in repo["hooks"]}
+    assert {"ruff-check", "ruff-format"} <= ids
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^test: .*\blint\b", makefile, re.M), "make test does not run the lint first"
