@@ -80,7 +80,7 @@ def test_matches_chgnet_atomref_fit():
 
 def test_unfitted_elements_are_nan_and_predictions_nan():
     comps, mu = _synthetic(seed=5)
-    fit = atomref.fit_atomref(comps, _intensive_energy(comps, mu), elements=ELEMENTS + ["U"])
+    fit = atomref.fit_atomref(comps, _intensive_energy(comps, mu), elements=[*ELEMENTS, "U"])
     assert np.isnan(fit.references["U"]) and fit.counts["U"] == 0
     pred = fit.predict([Composition("UO2"), Composition("Li2O")])
     assert np.isnan(pred[0])

@@ -14,7 +14,6 @@ from uipbench import book, paths
 ROOT = paths.ROOT
 
 
-
 @pytest.fixture(scope="session")
 def built_book(tmp_path_factory, quick_outputs):
     for chapter in book.toc_chapters():
@@ -83,8 +82,9 @@ def test_book_mathjax_local_or_cdn_fallback(tmp_path, monkeypatch, capsys, insta
     _mini_book(tmp_path / "src", monkeypatch)
     if not installed:
         monkeypatch.setattr(book, "mathjax_source", lambda: None)
-    index = book.build("quick", output_root=tmp_path / "out", stage_dir=tmp_path / "stage",
-                       executed_dir=tmp_path / "none")
+    index = book.build(
+        "quick", output_root=tmp_path / "out", stage_dir=tmp_path / "stage", executed_dir=tmp_path / "none"
+    )
     err = capsys.readouterr().err
     html = index.parent
     sources = _script_sources(html / "intro.html")
@@ -119,9 +119,11 @@ def served_book(built_book):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-                               "--directory", str(built_book.parent)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(built_book.parent)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}/index.html"
     for _ in range(100):  # wait until it accepts connections
         try:
@@ -136,16 +138,28 @@ def served_book(built_book):
 
 def _screenshot(exe: str, url: str, shot: Path, profile: Path, timeout_s: float = 60) -> bool:
     """One headless Chromium screenshot; the whole process group is killed if it stalls."""
-    _run_chromium(_chromium_cmd(exe, profile) + [f"--screenshot={shot}", url], timeout_s)
+    _run_chromium([*_chromium_cmd(exe, profile), f"--screenshot={shot}", url], timeout_s)
     return shot.exists()
 
 
 def _chromium_cmd(exe: str, profile: Path) -> list[str]:
-    return [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1280,900",
-            # without these two, headless Chromium 156 here stalls on about half of the runs before it draws
-            "--run-all-compositor-stages-before-draw", "--virtual-time-budget=5000"]
+    return [
+        exe,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--window-size=1280,900",
+        # without these two, headless Chromium 156 here stalls on about half of the runs before it draws
+        "--run-all-compositor-stages-before-draw",
+        "--virtual-time-budget=5000",
+    ]
 
 
 def _run_chromium(cmd: list[str], timeout_s: float, stdout=subprocess.DEVNULL) -> None:
@@ -153,8 +167,9 @@ def _run_chromium(cmd: list[str], timeout_s: float, stdout=subprocess.DEVNULL) -
     import os
     import signal
 
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
@@ -165,8 +180,16 @@ def _run_chromium(cmd: list[str], timeout_s: float, stdout=subprocess.DEVNULL) -
 def _dump_dom(exe: str, url: str, out: Path, profile: Path, timeout_s: float = 60) -> str:
     """The DOM of ``url`` after its scripts ran, with every host but localhost unresolvable (an offline reader)."""
     with out.open("wb") as fh:
-        _run_chromium(_chromium_cmd(exe, profile) + [
-            "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1", "--dump-dom", url], timeout_s, stdout=fh)
+        _run_chromium(
+            [
+                *_chromium_cmd(exe, profile),
+                "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+                "--dump-dom",
+                url,
+            ],
+            timeout_s,
+            stdout=fh,
+        )
     return out.read_text(errors="replace")
 
 
@@ -177,8 +200,9 @@ def test_index_page_renders_in_headless_chromium(served_book, tmp_path):
         pytest.skip("Chromium is not installed (Debian package `chromium`; `make test` installs it where it can)")
     shot = tmp_path / "index.png"
     # a stalled start is Chromium's, not the book's: allow two more attempts with fresh profiles
-    assert any(_screenshot(exe, served_book, shot, tmp_path / f"profile{i}") for i in range(3)), \
+    assert any(_screenshot(exe, served_book, shot, tmp_path / f"profile{i}") for i in range(3)), (
         "Chromium wrote no screenshot in three attempts"
+    )
     import matplotlib.image as mpimg
 
     img = mpimg.imread(shot)[..., :3]

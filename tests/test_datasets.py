@@ -13,7 +13,6 @@ from uipbench import datasets, figures, paths
 ROOT = paths.ROOT
 
 
-
 def _one_file_dataset(tmp_path: Path, content: bytes) -> datasets.RemoteFile:
     src = tmp_path / "upstream" / "table.csv"
     src.parent.mkdir(parents=True)
@@ -35,7 +34,7 @@ def test_checksum_mismatch_is_an_error(tmp_path):
     data = tmp_path / "data"
     (data / "demo").mkdir(parents=True)
     (data / "demo" / "table.csv").write_bytes(b"a,b\n1,3\n")  # corrupted local copy
-    with pytest.raises(datasets.ChecksumError, match="checksum mismatch.*table.csv"):
+    with pytest.raises(datasets.ChecksumError, match=r"checksum mismatch.*table\.csv"):
         datasets.fetch_file(rf, data_dir=data)
 
 
@@ -57,7 +56,7 @@ def test_missing_file_message_names_file_url_and_variable(tmp_path):
 
 def test_failed_download_message(tmp_path):
     rf = datasets.RemoteFile(path="x/nothing.bin", url=(tmp_path / "absent.bin").as_uri(), sha256="0" * 64)
-    with pytest.raises(datasets.DataNotFoundError, match="download failed.*absent.bin"):
+    with pytest.raises(datasets.DataNotFoundError, match=r"download failed.*absent\.bin"):
         datasets.fetch_file(rf, data_dir=tmp_path / "data")
 
 

@@ -30,8 +30,10 @@ def emt_energy(args: dict) -> dict:
 
 
 def _tasks(values) -> list[engine.Task]:
-    return [engine.Task(key=make_key(kind="emt", a=a), kind="emt", model="emt", item=f"a={a:.3f}", args={"a": a})
-            for a in values]
+    return [
+        engine.Task(key=make_key(kind="emt", a=a), kind="emt", model="emt", item=f"a={a:.3f}", args={"a": a})
+        for a in values
+    ]
 
 
 CHILD = textwrap.dedent("""
@@ -68,16 +70,20 @@ def test_resume_after_sigkill_recomputes_only_unfinished(tmp_path):
     assert proc.returncode == -signal.SIGKILL
     done_before = set(store.frame("sleep")["item"])
     assert 6 <= len(done_before) < 40  # killed mid-run; every stored record is complete and readable
-    assert all(r.payload["square"] == int(r.item) ** 2 for r in (store.get(make_key(kind="sleep", i=int(i)))
-                                                                  for i in done_before))
+    assert all(
+        r.payload["square"] == int(r.item) ** 2
+        for r in (store.get(make_key(kind="sleep", i=int(i))) for i in done_before)
+    )
     computed = []
 
     def slow(args):
         computed.append(args["i"])
         return {"i": args["i"], "square": args["i"] ** 2}
 
-    tasks = [engine.Task(key=make_key(kind="sleep", i=i), kind="sleep", model="", item=str(i), args={"i": i})
-             for i in range(40)]
+    tasks = [
+        engine.Task(key=make_key(kind="sleep", i=i), kind="sleep", model="", item=str(i), args={"i": i})
+        for i in range(40)
+    ]
     summary = engine.run_tasks(slow, tasks, store, backend="serial", progress=False)
     assert summary.skipped == len(done_before)
     assert sorted(computed) == sorted(set(range(40)) - {int(i) for i in done_before})
@@ -160,9 +166,21 @@ def test_chapter_02_reads_the_surface_chapters_records(tmp_path, data_dir):
     from uipbench.units import EV_PER_A2_TO_J_PER_M2
 
     slab = fcc111("Cu", size=(1, 1, 6), a=3.63, vacuum=7.0, periodic=True)
-    slabs = pd.DataFrame([{"id": "1Cu111", "element": "Cu", "miller": "111", "n_atoms": len(slab),
-                           "area_a2": slab_area(slab), "gamma_j_per_m2": 1.3,
-                           "gamma_ev_per_a2": 1.3 / EV_PER_A2_TO_J_PER_M2, "atoms": slab, "parse_error": ""}])
+    slabs = pd.DataFrame(
+        [
+            {
+                "id": "1Cu111",
+                "element": "Cu",
+                "miller": "111",
+                "n_atoms": len(slab),
+                "area_a2": slab_area(slab),
+                "gamma_j_per_m2": 1.3,
+                "gamma_ev_per_a2": 1.3 / EV_PER_A2_TO_J_PER_M2,
+                "atoms": slab,
+                "parse_error": "",
+            }
+        ]
+    )
     store = ResultStore(tmp_path / "r.sqlite")
     refs = protocols.references(slabs, store, progress=False)
     summary, keys = protocols.run_surfaces(refs, slabs, "chgnet-0.3.0", "static", store, progress=False)

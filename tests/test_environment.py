@@ -12,7 +12,6 @@ from uipbench import paths
 ROOT = paths.ROOT
 
 
-
 def _pins(lines) -> dict[str, str]:
     out = {}
     for line in lines:

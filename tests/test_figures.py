@@ -24,8 +24,12 @@ def test_figures_are_byte_stable(tmp_path, monkeypatch):
         plt.close(fig)
         figures.save_table(pd.DataFrame({"b": [2.0, 1.0 / 3.0], "a": ["y", "x"]}), "demo", sort_by=["a"])
         figures.save_metrics("demo", {"mae": np.float64(0.1234567891), "n": np.int64(3), "nan": float("nan")})
-        digests.append([hashlib.sha256(p.read_bytes()).hexdigest() for p in
-                        written + [tmp_path / "demo.csv", tmp_path / "demo_metrics.json"]])
+        digests.append(
+            [
+                hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in [*written, tmp_path / "demo.csv", tmp_path / "demo_metrics.json"]
+            ]
+        )
     assert digests[0] == digests[1]
     written_metrics = json.loads((tmp_path / "demo_metrics.json").read_text())
     assert written_metrics.pop("provenance")["cpu_cores"] >= 1
@@ -51,8 +55,11 @@ def test_noise_below_the_tolerance_keeps_the_committed_bytes(out):
     """A cold store moves numbers by ~1e-6 relative: table, metrics and figure keep their bytes."""
     y = np.sin(np.linspace(0, 7, 300))
     df = pd.DataFrame({"id": [f"s{i}" for i in range(300)], "gamma_j_per_m2": 1.0 + y, "error": 1e-3 * y})
-    files = [figures.save_table(df, "t"), figures.save_metrics("c", {"bound": 0.615178, "eig": 1e-15, "n": 3}),
-             *figures.save_figure(_scatter(y), "f")]
+    files = [
+        figures.save_table(df, "t"),
+        figures.save_metrics("c", {"bound": 0.615178, "eig": 1e-15, "n": 3}),
+        *figures.save_figure(_scatter(y), "f"),
+    ]
     before = [p.read_bytes() for p in files]
     noisy = df.assign(gamma_j_per_m2=df.gamma_j_per_m2 * (1 + 1e-6), error=df.error + 1e-9)
     figures.save_table(noisy, "t")

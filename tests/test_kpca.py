@@ -70,7 +70,8 @@ def test_block_assembly_equals_dscribe(structures, tmp_path):
     blocks = rematch_kernel(keys, st, block_size=3, progress=False)
     one = rematch_kernel(keys, st, block_size=100, progress=False)
     ref = REMatchKernel(metric="linear", alpha=0.1, threshold=1e-6, normalize_kernel=True).create(
-        [normalize(x) for x in D.load_features(st, keys)])
+        [normalize(x) for x in D.load_features(st, keys)]
+    )
     assert blocks.n_blocks == 6 and one.n_blocks == 1
     np.testing.assert_allclose(blocks.matrix, one.matrix, atol=1e-12)
     np.testing.assert_allclose(one.matrix, ref, atol=1e-10)
@@ -82,8 +83,7 @@ def test_process_pool_blocks_equal_serial(structures, tmp_path):
     st = ResultStore(tmp_path / "r.sqlite")
     keys, _, _ = D.compute_descriptors("soap-mu2", structures, st, progress=False)
     keys = list(keys.values())
-    par = rematch_kernel(keys, st, block_size=3, backend="process", n_workers=2,
-                           progress=False)
+    par = rematch_kernel(keys, st, block_size=3, backend="process", n_workers=2, progress=False)
     ser = rematch_kernel(keys, st, block_size=100, backend="serial", progress=False)
     assert par.summary.ok == 6
     np.testing.assert_allclose(par.matrix, ser.matrix, atol=1e-12)
@@ -93,8 +93,7 @@ def test_rectangular_kernel_matches_square(structures, store, tmp_path):
     keys, _, _ = D.compute_descriptors("soap-mu2", structures, store, progress=False)
     keys = list(keys.values())
     full = rematch_kernel(keys, store, progress=False).matrix
-    rect = rematch_kernel(keys[:3], store, col_keys=keys[3:], block_size=2,
-                            progress=False).matrix
+    rect = rematch_kernel(keys[:3], store, col_keys=keys[3:], block_size=2, progress=False).matrix
     np.testing.assert_allclose(rect, full[:3, 3:], atol=1e-10)
 
 
@@ -141,7 +140,7 @@ def test_descriptor_invariant_to_permutation_and_translation(structures, name):
 
 
 def test_descriptor_cache_roundtrip_and_failure_recorded(structures, store):
-    keys, failures, summary = D.compute_descriptors("soap", {"Cu111": structures["Cu111"]}, store, progress=False)
+    keys, failures, _summary = D.compute_descriptors("soap", {"Cu111": structures["Cu111"]}, store, progress=False)
     x = D.load_features(store, [keys["Cu111"]])[0]
     np.testing.assert_allclose(x, D.compute_descriptor(structures["Cu111"], "soap"))
     again = D.compute_descriptors("soap", {"Cu111": structures["Cu111"]}, store, progress=False)[2]
@@ -151,12 +150,15 @@ def test_descriptor_cache_roundtrip_and_failure_recorded(structures, store):
     assert "not in the SOAP species list" in failures["Fe"]
 
 
-@pytest.mark.parametrize("atoms, lattice", [
-    (bulk("Cu", "fcc", a=3.61, cubic=True), "FCC"),
-    (bulk("Li", "bcc", a=3.44, cubic=True), "BCC"),
-    (bulk("Mg", "hcp", a=3.21, c=5.21), "HCP"),
-    (bulk("Sn", "diamond", a=6.49), "other"),
-])
+@pytest.mark.parametrize(
+    "atoms, lattice",
+    [
+        (bulk("Cu", "fcc", a=3.61, cubic=True), "FCC"),
+        (bulk("Li", "bcc", a=3.44, cubic=True), "BCC"),
+        (bulk("Mg", "hcp", a=3.21, c=5.21), "HCP"),
+        (bulk("Sn", "diamond", a=6.49), "other"),
+    ],
+)
 def test_lattice_classification(atoms, lattice):
     assert classify_lattice(atoms) == lattice
 
@@ -202,9 +204,16 @@ def test_within_element_correlation_removes_element_offsets():
     el = np.repeat(["A", "B", "C", "D"], 40)
     level = {"A": 0.0, "B": 1.0, "C": 2.0, "D": 3.0}
     base = np.array([level[e] for e in el])
-    t = pd.DataFrame({"element": el, "dist_own_bulk": base + 0.1 * rng.normal(size=160),
-                      "dist_bulk_set": base + 0.1 * rng.normal(size=160), "kpc1": rng.normal(size=160),
-                      "kpc2": rng.normal(size=160), "abs_error_j_per_m2": base + 0.1 * rng.normal(size=160)})
+    t = pd.DataFrame(
+        {
+            "element": el,
+            "dist_own_bulk": base + 0.1 * rng.normal(size=160),
+            "dist_bulk_set": base + 0.1 * rng.normal(size=160),
+            "kpc1": rng.normal(size=160),
+            "kpc2": rng.normal(size=160),
+            "abs_error_j_per_m2": base + 0.1 * rng.normal(size=160),
+        }
+    )
     c = ood_correlations(t, n_boot=300).set_index("variable")
     assert c.loc["dist_bulk_set", "ci_low"] > 0.5
     w = c.loc["dist_bulk_set|within element"]

@@ -24,11 +24,24 @@ def tiny_mace(tmp_path_factory):
     with M.default_dtype(torch.float32):
         block = modules.interaction_classes["RealAgnosticResidualInteractionBlock"]
         model = modules.ScaleShiftMACE(
-            r_max=4.0, num_bessel=4, num_polynomial_cutoff=3, max_ell=1, interaction_cls=block,
-            interaction_cls_first=block, num_interactions=1, num_elements=1, hidden_irreps=o3.Irreps("4x0e"),
-            MLP_irreps=o3.Irreps("4x0e"), atomic_energies=np.array([-3.0]), avg_num_neighbors=8.0,
-            atomic_numbers=[29], correlation=2, gate=torch.nn.functional.silu, atomic_inter_scale=1.0,
-            atomic_inter_shift=0.0)
+            r_max=4.0,
+            num_bessel=4,
+            num_polynomial_cutoff=3,
+            max_ell=1,
+            interaction_cls=block,
+            interaction_cls_first=block,
+            num_interactions=1,
+            num_elements=1,
+            hidden_irreps=o3.Irreps("4x0e"),
+            MLP_irreps=o3.Irreps("4x0e"),
+            atomic_energies=np.array([-3.0]),
+            avg_num_neighbors=8.0,
+            atomic_numbers=[29],
+            correlation=2,
+            gate=torch.nn.functional.silu,
+            atomic_inter_scale=1.0,
+            atomic_inter_shift=0.0,
+        )
     path = tmp_path_factory.mktemp("mace") / "tiny.model"
     torch.save(model, path)
     return path
@@ -42,16 +55,34 @@ def tiny_m3gnet(tmp_path_factory):
     from matgl.models import M3GNet
 
     torch.manual_seed(0)
-    model = M3GNet(element_types=("Cu",), nblocks=1, dim_node_embedding=8, dim_edge_embedding=8, units=8,
-                   threebody_cutoff=3.0, cutoff=4.0, max_n=2, max_l=2)
+    model = M3GNet(
+        element_types=("Cu",),
+        nblocks=1,
+        dim_node_embedding=8,
+        dim_edge_embedding=8,
+        units=8,
+        threebody_cutoff=3.0,
+        cutoff=4.0,
+        max_n=2,
+        max_l=2,
+    )
     d = tmp_path_factory.mktemp("m3gnet")
     Potential(model=model).save(d)
     return d
 
 
 def test_registry_has_the_benchmark_models():
-    for name in ["chgnet-0.3.0", "chgnet-0.2.0", "chgnet-r2scan", "sevennet-0", "mace-mp-0-small",
-                 "mace-mp-0-medium", "mace-mp-0-large", "m3gnet", "tensornet"]:
+    for name in [
+        "chgnet-0.3.0",
+        "chgnet-0.2.0",
+        "chgnet-r2scan",
+        "sevennet-0",
+        "mace-mp-0-small",
+        "mace-mp-0-medium",
+        "mace-mp-0-large",
+        "m3gnet",
+        "tensornet",
+    ]:
         assert M.get_spec(name).name == name
     with pytest.raises(KeyError, match="unknown model"):
         M.get_spec("no-such-model")
@@ -170,8 +201,10 @@ def test_sevennet_loader_from_the_wheel_in_a_clean_process():
 
     env = {k: v for k, v in os.environ.items() if k != "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"}
     env["OMP_NUM_THREADS"] = "1"
-    code = ("from ase.build import bulk; from uipbench.models import load_model; "
-            "print(load_model('sevennet-0').energy(bulk('Cu', 'fcc', a=3.62)))")
+    code = (
+        "from ase.build import bulk; from uipbench.models import load_model; "
+        "print(load_model('sevennet-0').energy(bulk('Cu', 'fcc', a=3.62)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert float(out.stdout.strip().splitlines()[-1]) == pytest.approx(-4.1, abs=0.1)

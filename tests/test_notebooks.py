@@ -25,8 +25,9 @@ def test_source_notebooks_are_clean_and_follow_the_skeleton():
         assert "Overview" in first.source or "Overview" in nb.cells[1].source, f"{path.name}: no overview"
         code = [c for c in nb.cells if c.cell_type == "code"]
         assert "parameters" in code[0].metadata.get("tags", []), f"{path.name}: first code cell is not `parameters`"
-        assert any(c.cell_type == "markdown" and "## Summary" in c.source for c in nb.cells), \
+        assert any(c.cell_type == "markdown" and "## Summary" in c.source for c in nb.cells), (
             f"{path.name}: no '## Summary' section"
+        )
 
 
 def test_profiles_name_existing_notebooks():
@@ -45,7 +46,9 @@ def test_every_notebook_is_a_book_chapter():
 #: the longest code cell a chapter keeps (issue 11): narrative, parameters, calls, save_figure / save_table
 MAX_CELL_LINES = 25
 #: drawing calls that belong in a report module (uipbench.surfaces.*_report, uipbench.transfer.*_report, ...)
-PLOTTING = re.compile(r"\b(ax|axes|ax\d|axes\[\d\])\.\w+\(|plt\.(subplots|figure|scatter|plot|hist)\(|\.set_[xy]label\(")
+PLOTTING = re.compile(
+    r"\b(ax|axes|ax\d|axes\[\d\])\.\w+\(|plt\.(subplots|figure|scatter|plot|hist)\(|\.set_[xy]label\("
+)
 #: chapters whose report module is being written elsewhere (chapter 20: issue 16)
 PENDING = {"20_dft_references"}
 

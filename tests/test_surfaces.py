@@ -25,10 +25,19 @@ from uipbench.units import EV_PER_A2_TO_J_PER_M2
 # ------------------------------------------------------------------------------------------------ Miller ids
 
 
-@pytest.mark.parametrize("text, hkl", [
-    ("111", (1, 1, 1)), ("210", (2, 1, 0)), ("0001", (0, 0, 0, 1)), ("11-20", (1, 1, -2, 0)),
-    ("2-1-12", (2, -1, -1, 2)), ("10-11", (1, 0, -1, 1)), ("22-41", (2, 2, -4, 1)), ("-111", (-1, 1, 1)),
-])
+@pytest.mark.parametrize(
+    "text, hkl",
+    [
+        ("111", (1, 1, 1)),
+        ("210", (2, 1, 0)),
+        ("0001", (0, 0, 0, 1)),
+        ("11-20", (1, 1, -2, 0)),
+        ("2-1-12", (2, -1, -1, 2)),
+        ("10-11", (1, 0, -1, 1)),
+        ("22-41", (2, 2, -4, 1)),
+        ("-111", (-1, 1, 1)),
+    ],
+)
 def test_parse_miller(text, hkl):
     assert parse_miller(text) == hkl
 
@@ -80,8 +89,14 @@ CASES = [(k, m) for k, ms in MILLERS.items() for m in ms]
 
 
 def _slab(atoms: Atoms, miller, min_slab=10.0, min_vac=10.0) -> Atoms:
-    gen = SlabGenerator(AseAtomsAdaptor.get_structure(atoms), miller, min_slab_size=min_slab,
-                        min_vacuum_size=min_vac, center_slab=True, lll_reduce=False)
+    gen = SlabGenerator(
+        AseAtomsAdaptor.get_structure(atoms),
+        miller,
+        min_slab_size=min_slab,
+        min_vacuum_size=min_vac,
+        center_slab=True,
+        lll_reduce=False,
+    )
     slab = gen.get_slabs()[0]
     out = AseAtomsAdaptor.get_atoms(slab)
     out.pbc = True
@@ -129,13 +144,16 @@ def _shells(atoms: Atoms, rmax: float = 4.2) -> np.ndarray:
     return np.sort(np.concatenate([np.sort(d[i == k]) for k in range(len(atoms))]).reshape(len(atoms), -1), axis=0)
 
 
-@pytest.mark.parametrize("name, maker, miller", [
-    ("Fe-bcc", lambda: bulk("Fe", "bcc", a=2.83, cubic=True), (2, 1, 0)),
-    ("W-bcc", lambda: bulk("W", "bcc", a=3.17, cubic=True), (1, 1, 0)),
-    ("Mg-hcp", lambda: bulk("Mg", "hcp", a=3.19, c=5.18), (1, 0, 1)),
-    ("Ti-hcp", lambda: bulk("Ti", "hcp", a=2.94, c=4.64), (1, 1, 0)),
-    ("Si-diamond", lambda: bulk("Si", "diamond", a=5.47, cubic=True), (1, 1, 1)),
-])
+@pytest.mark.parametrize(
+    "name, maker, miller",
+    [
+        ("Fe-bcc", lambda: bulk("Fe", "bcc", a=2.83, cubic=True), (2, 1, 0)),
+        ("W-bcc", lambda: bulk("W", "bcc", a=3.17, cubic=True), (1, 1, 0)),
+        ("Mg-hcp", lambda: bulk("Mg", "hcp", a=3.19, c=5.18), (1, 0, 1)),
+        ("Ti-hcp", lambda: bulk("Ti", "hcp", a=2.94, c=4.64), (1, 1, 0)),
+        ("Si-diamond", lambda: bulk("Si", "diamond", a=5.47, cubic=True), (1, 1, 1)),
+    ],
+)
 def test_ouc_geometry_matches_bulk(name, maker, miller):
     """Elements EMT lacks: same density and the same neighbour distances (coordination shells) as the bulk."""
     b = maker()
@@ -190,8 +208,9 @@ def test_dft_and_models_share_one_surface_energy():
 
 # ------------------------------------------------------------------------------------------------ real data
 
-HAS_DATA = (os.environ.get("UIPBENCH_DATA") is not None
-            and (os.path.exists(os.path.join(os.environ.get("UIPBENCH_DATA", ""), "se-cgcnn"))))
+HAS_DATA = os.environ.get("UIPBENCH_DATA") is not None and (
+    os.path.exists(os.path.join(os.environ.get("UIPBENCH_DATA", ""), "se-cgcnn"))
+)
 
 
 @pytest.mark.skipif(not HAS_DATA, reason="UIPBENCH_DATA with the surface data set not available")

@@ -1,4 +1,5 @@
-"""Transfer-wing helpers (uipbench.transfer: compositions, pairing, energy_shift): checksum guard, pairing, features, corrections, statistics."""
+"""Transfer-wing helpers (uipbench.transfer: compositions, pairing, energy_shift): checksum guard, pairing,
+features, corrections, statistics."""
 
 from __future__ import annotations
 
@@ -63,8 +64,13 @@ def test_checksum_guard_refuses_a_one_byte_change(tmp_path, monkeypatch, data_di
 
 def test_to_composition_rebuilds_stale_pickled_objects():
     stale = Composition.__new__(Composition)  # what unpickling an older pymatgen's Composition gives
-    stale.__dict__.update({"allow_negative": False, "_natoms": 8.0,
-                           "_data": {Composition("N").elements[0]: 2.0, Composition("Ni").elements[0]: 6.0}})
+    stale.__dict__.update(
+        {
+            "allow_negative": False,
+            "_natoms": 8.0,
+            "_data": {Composition("N").elements[0]: 2.0, Composition("Ni").elements[0]: 6.0},
+        }
+    )
     comp = to_composition(stale)
     assert comp.reduced_formula == "Ni3N" and comp.num_atoms == 8
     assert to_composition({"Fe": 2, "O": 3}) == Composition("Fe2O3")
@@ -101,10 +107,19 @@ def test_pair_matpes_requires_identical_structures():
     strained.apply_strain(0.01)
     moved = cu.copy()
     moved.translate_sites([1], [0.01, 0, 0])
-    pbe = {"Cu": _doc("mp-30", cu, -3.7), "Ag": _doc("mp-124", cu, -2.8), "Au": _doc("mp-81", cu, -3.2),
-           "Al": _doc("mp-134", cu, -3.7), "Ni": _doc("mp-23", cu, -5.0)}
-    r2 = {"Cu": _doc("mp-30", cu, -10.8), "Ag": _doc("mp-999", cu, -21.0), "Au": _doc("mp-81", strained, -50.0),
-          "Al": _doc("mp-134", moved, -6.7)}
+    pbe = {
+        "Cu": _doc("mp-30", cu, -3.7),
+        "Ag": _doc("mp-124", cu, -2.8),
+        "Au": _doc("mp-81", cu, -3.2),
+        "Al": _doc("mp-134", cu, -3.7),
+        "Ni": _doc("mp-23", cu, -5.0),
+    }
+    r2 = {
+        "Cu": _doc("mp-30", cu, -10.8),
+        "Ag": _doc("mp-999", cu, -21.0),
+        "Au": _doc("mp-81", strained, -50.0),
+        "Al": _doc("mp-134", moved, -6.7),
+    }
     # a whole-lattice-vector shift is the same crystal
     cu_img = cu.copy()
     cu_img.translate_sites([0], [1.0, 0, 0], to_unit_cell=False)
@@ -136,8 +151,10 @@ def test_mp2020_reconstruction_known_cases():
 
     c = MaterialsProject2020Compatibility(check_potcar=False)
     comp, u = c.comp_correction, c.u_corrections
-    out = mp2020_corrections(["MgO", "Fe2O3", "NaCl", "Na2SO4", "ZnS", "Na2O2", "Cu"],
-                                      ["oxide", "oxide", "chloride", "sulfate oxide", "sulfide", "peroxide", ""])
+    out = mp2020_corrections(
+        ["MgO", "Fe2O3", "NaCl", "Na2SO4", "ZnS", "Na2O2", "Cu"],
+        ["oxide", "oxide", "chloride", "sulfate oxide", "sulfide", "peroxide", ""],
+    )
     corr = out["correction_ev_per_atom"].to_numpy()
     assert corr[0] == pytest.approx(comp["oxide"] / 2)
     assert corr[1] == pytest.approx((3 * comp["oxide"] + 2 * u["O"]["Fe"]) / 5)  # anion + GGA/GGA+U mixing

@@ -120,11 +120,14 @@ def copy_mathjax(src: Path, html_dir: Path, mathjax_path: str) -> Path:
     version = importlib.metadata.version(MATHJAX_DIST)
     (dest / "SOURCE.txt").write_text(
         f"MathJax 3.2.2 (Apache License 2.0, https://www.mathjax.org), subset copied by uipbench.book from the\n"
-        f"PyPI package {MATHJAX_DIST}=={version}: {', '.join(MATHJAX_SUBSET)}\n")
+        f"PyPI package {MATHJAX_DIST}=={version}: {', '.join(MATHJAX_SUBSET)}\n"
+    )
     entry = html_dir / "_static" / mathjax_path
     if not entry.is_file():
-        raise RuntimeError(f"_config.yml mathjax_path {mathjax_path!r} names no file of the copied MathJax "
-                           f"({', '.join(MATHJAX_SUBSET)} under {dest})")
+        raise RuntimeError(
+            f"_config.yml mathjax_path {mathjax_path!r} names no file of the copied MathJax "
+            f"({', '.join(MATHJAX_SUBSET)} under {dest})"
+        )
     return entry
 
 
@@ -135,8 +138,13 @@ def _use_cdn_mathjax(config_path: Path) -> None:
     config_path.write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
 
 
-def build(profile: str = "full", output_root: Path | None = None, stage_dir: Path | None = None,
-          executed_dir: Path | None = None, strict: bool = True) -> Path:
+def build(
+    profile: str = "full",
+    output_root: Path | None = None,
+    stage_dir: Path | None = None,
+    executed_dir: Path | None = None,
+    strict: bool = True,
+) -> Path:
     """Stage and build the HTML book; return the path of ``index.html``. ``strict``: warnings are errors."""
     output_root = output_root or paths.ROOT
     staged = stage(profile, stage_dir=stage_dir, executed_dir=executed_dir)
@@ -144,21 +152,33 @@ def build(profile: str = "full", output_root: Path | None = None, stage_dir: Pat
     local_mathjax = bool(mathjax_path) and not _is_url(mathjax_path)
     mathjax_src = mathjax_source() if local_mathjax else None
     if local_mathjax and mathjax_src is None:
-        print(f"WARNING: MathJax not found (the PyPI package {MATHJAX_DIST} is not installed; "
-              f"`pip install -c constraints.txt {MATHJAX_DIST}`): the book loads MathJax from a CDN and "
-              f"shows raw TeX to a reader without network", file=sys.stderr)
+        print(
+            f"WARNING: MathJax not found (the PyPI package {MATHJAX_DIST} is not installed; "
+            f"`pip install -c constraints.txt {MATHJAX_DIST}`): the book loads MathJax from a CDN and "
+            f"shows raw TeX to a reader without network",
+            file=sys.stderr,
+        )
         _use_cdn_mathjax(staged / "_config.yml")
     html = output_root / "_build" / "html"
     if html.exists():
         shutil.rmtree(html)
     jb = Path(sys.executable).parent / "jupyter-book"
-    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(staged), "--path-output", str(output_root),
-           "--builder", "html"]
+    cmd = [
+        str(jb) if jb.exists() else "jupyter-book",
+        "build",
+        str(staged),
+        "--path-output",
+        str(output_root),
+        "--builder",
+        "html",
+    ]
     if strict:
         cmd += ["--warningiserror", "--keep-going"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise RuntimeError(f"jupyter-book build failed ({proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-4000:]}")
+        raise RuntimeError(
+            f"jupyter-book build failed ({proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-4000:]}"
+        )
     index = html / "index.html"
     if not index.exists():
         raise RuntimeError(f"jupyter-book finished but {index} does not exist:\n{proc.stdout[-3000:]}")

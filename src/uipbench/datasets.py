@@ -21,9 +21,9 @@ import json
 import shutil
 import tempfile
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
@@ -196,8 +196,17 @@ def parse_surfaces(files: list[Path]) -> pd.DataFrame:
     if missing:
         raise DataError(f"surface records without a CIF: {missing[:5]} ({len(missing)} in all)")
     table["cif_path"] = [str(by_name[f"{i}.cif"]) for i in table["id"]]
-    cols = ["id", "index", "element", "miller", "hkl", "gamma_ev_per_a2", "gamma_j_per_m2", "work_function_ev",
-            "cif_path"]
+    cols = [
+        "id",
+        "index",
+        "element",
+        "miller",
+        "hkl",
+        "gamma_ev_per_a2",
+        "gamma_j_per_m2",
+        "work_function_ev",
+        "cif_path",
+    ]
     return table[cols].sort_values("index", kind="stable").reset_index(drop=True)
 
 
@@ -276,105 +285,123 @@ def register(ds: Dataset) -> Dataset:
     return ds
 
 
-register(Dataset(
-    name="mp-surfaces",
-    description="801 relaxed slabs of elemental crystals from the Materials Project surface database, with their "
-                "PBE surface energies and work functions (SE-CGCNN copy).",
-    licence="MIT (SE-CGCNN repository); underlying data CC-BY 4.0 (Materials Project)",
-    citation="R. Tran et al., Surface energies of elemental crystals, Sci. Data 3, 160080 (2016); SE-CGCNN: "
-             "GNscSHI/SE-CGCNN @ 68ca723c.",
-    files=_files_of("mp-surfaces"),
-    parser=parse_surfaces,
-    homepage="https://github.com/GNscSHI/SE-CGCNN/tree/68ca723c604c49d5b6c83c6354b258970c997a15/data/surface_property2",
-    tags=("surfaces",),
-))
-register(Dataset(
-    name="mp-pbe-element-refs",
-    description="Materials Project GGA (PBE) polymorphs of 88 elements with their energies per atom.",
-    licence="BSD-3-Clause (matcalc); underlying data CC-BY 4.0 (Materials Project)",
-    citation=_MATCALC_CITE,
-    files=_files_of("mp-pbe-element-refs"),
-    parser=parse_mp_element_refs,
-    homepage=f"https://github.com/{_MATCALC}",
-    tags=("surfaces", "transfer"),
-))
-register(Dataset(
-    name="matpes-pbe-element-refs",
-    description="MatPES PBE documents of the elemental reference solids (89 elements).",
-    licence="BSD-3-Clause (matcalc); MatPES data CC-BY 4.0",
-    citation=_MATCALC_CITE,
-    files=_files_of("matpes-pbe-element-refs"),
-    parser=parse_matpes_refs,
-    homepage=f"https://github.com/{_MATCALC}",
-    tags=("transfer",),
-))
-register(Dataset(
-    name="matpes-r2scan-element-refs",
-    description="MatPES r2SCAN documents of the elemental reference solids (89 elements; 63 on the same "
-                "structures as the PBE file).",
-    licence="BSD-3-Clause (matcalc); MatPES data CC-BY 4.0",
-    citation=_MATCALC_CITE,
-    files=_files_of("matpes-r2scan-element-refs"),
-    parser=parse_matpes_refs,
-    homepage=f"https://github.com/{_MATCALC}",
-    tags=("transfer",),
-))
-register(Dataset(
-    name="rxnnet-gga-r2scan",
-    description="1,555 Materials Project compounds; 974 with both GGA/GGA+U and r2SCAN total energies per atom, "
-                "formation energies and compositions (no structures).",
-    licence="MIT (RxnNet repository); underlying data CC-BY 4.0 (Materials Project)",
-    citation="R. Friis et al., RxnNet (github.com/rasmusfr/RxnNet @ 518a9fb8); Materials Project r2SCAN: "
-             "R. Kingsbury et al., npj Comput. Mater. 8, 195 (2022).",
-    files=_files_of("rxnnet-gga-r2scan"),
-    parser=parse_rxnnet,
-    homepage="https://github.com/rasmusfr/RxnNet/tree/518a9fb8d0f781a3e2755b4f2580348910d1de75",
-    tags=("transfer",),
-))
+register(
+    Dataset(
+        name="mp-surfaces",
+        description="801 relaxed slabs of elemental crystals from the Materials Project surface database, with their "
+        "PBE surface energies and work functions (SE-CGCNN copy).",
+        licence="MIT (SE-CGCNN repository); underlying data CC-BY 4.0 (Materials Project)",
+        citation="R. Tran et al., Surface energies of elemental crystals, Sci. Data 3, 160080 (2016); SE-CGCNN: "
+        "GNscSHI/SE-CGCNN @ 68ca723c.",
+        files=_files_of("mp-surfaces"),
+        parser=parse_surfaces,
+        homepage="https://github.com/GNscSHI/SE-CGCNN/tree/68ca723c604c49d5b6c83c6354b258970c997a15/data/surface_property2",
+        tags=("surfaces",),
+    )
+)
+register(
+    Dataset(
+        name="mp-pbe-element-refs",
+        description="Materials Project GGA (PBE) polymorphs of 88 elements with their energies per atom.",
+        licence="BSD-3-Clause (matcalc); underlying data CC-BY 4.0 (Materials Project)",
+        citation=_MATCALC_CITE,
+        files=_files_of("mp-pbe-element-refs"),
+        parser=parse_mp_element_refs,
+        homepage=f"https://github.com/{_MATCALC}",
+        tags=("surfaces", "transfer"),
+    )
+)
+register(
+    Dataset(
+        name="matpes-pbe-element-refs",
+        description="MatPES PBE documents of the elemental reference solids (89 elements).",
+        licence="BSD-3-Clause (matcalc); MatPES data CC-BY 4.0",
+        citation=_MATCALC_CITE,
+        files=_files_of("matpes-pbe-element-refs"),
+        parser=parse_matpes_refs,
+        homepage=f"https://github.com/{_MATCALC}",
+        tags=("transfer",),
+    )
+)
+register(
+    Dataset(
+        name="matpes-r2scan-element-refs",
+        description="MatPES r2SCAN documents of the elemental reference solids (89 elements; 63 on the same "
+        "structures as the PBE file).",
+        licence="BSD-3-Clause (matcalc); MatPES data CC-BY 4.0",
+        citation=_MATCALC_CITE,
+        files=_files_of("matpes-r2scan-element-refs"),
+        parser=parse_matpes_refs,
+        homepage=f"https://github.com/{_MATCALC}",
+        tags=("transfer",),
+    )
+)
+register(
+    Dataset(
+        name="rxnnet-gga-r2scan",
+        description="1,555 Materials Project compounds; 974 with both GGA/GGA+U and r2SCAN total energies per atom, "
+        "formation energies and compositions (no structures).",
+        licence="MIT (RxnNet repository); underlying data CC-BY 4.0 (Materials Project)",
+        citation="R. Friis et al., RxnNet (github.com/rasmusfr/RxnNet @ 518a9fb8); Materials Project r2SCAN: "
+        "R. Kingsbury et al., npj Comput. Mater. 8, 195 (2022).",
+        files=_files_of("rxnnet-gga-r2scan"),
+        parser=parse_rxnnet,
+        homepage="https://github.com/rasmusfr/RxnNet/tree/518a9fb8d0f781a3e2755b4f2580348910d1de75",
+        tags=("transfer",),
+    )
+)
 
 # Sources that exist upstream but cannot be fetched on a machine without internet. They are listed so that the
 # book can say exactly what is missing and how to supply it; the model loaders (uipbench.models) hold the real
 # download code for the weights.
-register(Dataset(
-    name="mp-r2scan",
-    description="MP-r2SCAN training set of the transfer paper (238,247 structures with r2SCAN energies, forces, "
-                "stresses).",
-    licence="CC-BY 4.0",
-    citation="X. Huang, B. Deng, P. Zhong, A. D. Kaplan, K. A. Persson, G. Ceder, arXiv:2504.05565 (2025).",
-    offline=False,
-    homepage="https://doi.org/10.6084/m9.figshare.28245650.v2",
-    note="A 238k-structure figshare record (doi 10.6084/m9.figshare.28245650.v2); no network here.",
-    tags=("transfer",),
-))
-register(Dataset(
-    name="mace-mp-0-weights",
-    description="MACE-MP-0 small/medium/large foundation-model weights.",
-    licence="MIT (code), ASL (weights)",
-    citation="I. Batatia et al., A foundation model for atomistic materials chemistry, arXiv:2401.00096.",
-    offline=False,
-    homepage="https://github.com/ACEsuit/mace-mp/releases",
-    note="GitHub release files fetched by mace.calculators.mace_mp; no network here. Put a downloaded .model "
-         "file in the MACE cache (~/.cache/mace) or pass its path to the loader.",
-    tags=("weights",),
-))
-register(Dataset(
-    name="matgl-weights",
-    description="matgl >= 3 pretrained models (M3GNet, TensorNet).",
-    licence="BSD-3-Clause",
-    citation="C. Chen, S. P. Ong, Nat. Comput. Sci. 2, 718 (2022).",
-    offline=False,
-    homepage="https://huggingface.co/materialyze",
-    note="Hugging Face hub models (organisation materialyze); no network here. Pass a local model directory "
-         "(model.json, model.pt, state.pt) to the loader.",
-    tags=("weights",),
-))
+register(
+    Dataset(
+        name="mp-r2scan",
+        description="MP-r2SCAN training set of the transfer paper (238,247 structures with r2SCAN energies, forces, "
+        "stresses).",
+        licence="CC-BY 4.0",
+        citation="X. Huang, B. Deng, P. Zhong, A. D. Kaplan, K. A. Persson, G. Ceder, arXiv:2504.05565 (2025).",
+        offline=False,
+        homepage="https://doi.org/10.6084/m9.figshare.28245650.v2",
+        note="A 238k-structure figshare record (doi 10.6084/m9.figshare.28245650.v2); no network here.",
+        tags=("transfer",),
+    )
+)
+register(
+    Dataset(
+        name="mace-mp-0-weights",
+        description="MACE-MP-0 small/medium/large foundation-model weights.",
+        licence="MIT (code), ASL (weights)",
+        citation="I. Batatia et al., A foundation model for atomistic materials chemistry, arXiv:2401.00096.",
+        offline=False,
+        homepage="https://github.com/ACEsuit/mace-mp/releases",
+        note="GitHub release files fetched by mace.calculators.mace_mp; no network here. Put a downloaded .model "
+        "file in the MACE cache (~/.cache/mace) or pass its path to the loader.",
+        tags=("weights",),
+    )
+)
+register(
+    Dataset(
+        name="matgl-weights",
+        description="matgl >= 3 pretrained models (M3GNet, TensorNet).",
+        licence="BSD-3-Clause",
+        citation="C. Chen, S. P. Ong, Nat. Comput. Sci. 2, 718 (2022).",
+        offline=False,
+        homepage="https://huggingface.co/materialyze",
+        note="Hugging Face hub models (organisation materialyze); no network here. Pass a local model directory "
+        "(model.json, model.pt, state.pt) to the loader.",
+        tags=("weights",),
+    )
+)
 
 
 # The project's own data, computed with GPAW by uipbench.dft and committed under data/dft/ (versioned by git, so
 # no pinned sha256: the files grow as compute allows). Regenerate or extend with `python -m uipbench.dft`.
-_GPAW_CITE = ("This repository (uipbench); GPAW: J. J. Mortensen et al., J. Chem. Phys. 160, 092503 (2024); "
-              "r2SCAN: J. W. Furness et al., J. Phys. Chem. Lett. 11, 8208 (2020); libxc: S. Lehtola et al., "
-              "SoftwareX 7, 1 (2018).")
+_GPAW_CITE = (
+    "This repository (uipbench); GPAW: J. J. Mortensen et al., J. Chem. Phys. 160, 092503 (2024); "
+    "r2SCAN: J. W. Furness et al., J. Phys. Chem. Lett. 11, 8208 (2020); libxc: S. Lehtola et al., "
+    "SoftwareX 7, 1 (2018)."
+)
 
 
 def _project_files(*rel: str) -> tuple[RemoteFile, ...]:
@@ -382,21 +409,42 @@ def _project_files(*rel: str) -> tuple[RemoteFile, ...]:
 
 
 for _name, _file, _tags, _description in (
-    ("gpaw-pbe-r2scan-pairs", "dft/pairs_pbe_r2scan.extxyz", ("transfer", "project-data"),
-     "Project-generated GPAW PBE and r2SCAN energies, forces and stresses of small strained/rattled cells "
-     "(elements and binary prototypes) on identical settings (dataset 1)."),
-    ("gpaw-pbe-surfaces", "dft/surfaces_pbe.extxyz", ("surfaces", "project-data"),
-     "Project-generated GPAW PBE static symmetric slabs of fcc metals and their oriented bulk references "
-     "(total energies, gamma) (dataset 2)."),
-    ("gpaw-pbe-eos", "dft/eos_pbe.extxyz", ("surfaces", "project-data"),
-     "Project-generated GPAW PBE energy-volume points (lattice-constant validation and the slabs' lattice "
-     "constants)."),
+    (
+        "gpaw-pbe-r2scan-pairs",
+        "dft/pairs_pbe_r2scan.extxyz",
+        ("transfer", "project-data"),
+        "Project-generated GPAW PBE and r2SCAN energies, forces and stresses of small strained/rattled cells "
+        "(elements and binary prototypes) on identical settings (dataset 1).",
+    ),
+    (
+        "gpaw-pbe-surfaces",
+        "dft/surfaces_pbe.extxyz",
+        ("surfaces", "project-data"),
+        "Project-generated GPAW PBE static symmetric slabs of fcc metals and their oriented bulk references "
+        "(total energies, gamma) (dataset 2).",
+    ),
+    (
+        "gpaw-pbe-eos",
+        "dft/eos_pbe.extxyz",
+        ("surfaces", "project-data"),
+        "Project-generated GPAW PBE energy-volume points (lattice-constant validation and the slabs' lattice "
+        "constants).",
+    ),
 ):
-    register(Dataset(
-        name=_name, description=_description, licence="CC-BY 4.0 (this project)", citation=_GPAW_CITE,
-        files=_project_files(_file), parser=parse_extxyz, in_repository=True, homepage="data/dft/", tags=_tags,
-        note="Committed in the repository's data/dft/; regenerate or extend with python -m uipbench.dft.",
-    ))
+    register(
+        Dataset(
+            name=_name,
+            description=_description,
+            licence="CC-BY 4.0 (this project)",
+            citation=_GPAW_CITE,
+            files=_project_files(_file),
+            parser=parse_extxyz,
+            in_repository=True,
+            homepage="data/dft/",
+            tags=_tags,
+            note="Committed in the repository's data/dft/; regenerate or extend with python -m uipbench.dft.",
+        )
+    )
 
 
 def get(name: str) -> Dataset:
@@ -411,13 +459,15 @@ def summary() -> pd.DataFrame:
     rows = []
     for ds in REGISTRY.values():
         ok, why = available(ds.name) if ds.offline else (False, ds.note)
-        rows.append({
-            "dataset": ds.name,
-            "files": len(ds.files),
-            "megabytes": round(sum(f.bytes or 0 for f in ds.files) / 1e6, 2),
-            "available_here": ok,
-            "licence": ds.licence,
-            "source": ds.homepage,
-            "why_not": "" if ok else why.split(";")[0],
-        })
+        rows.append(
+            {
+                "dataset": ds.name,
+                "files": len(ds.files),
+                "megabytes": round(sum(f.bytes or 0 for f in ds.files) / 1e6, 2),
+                "available_here": ok,
+                "licence": ds.licence,
+                "source": ds.homepage,
+                "why_not": "" if ok else why.split(";")[0],
+            }
+        )
     return pd.DataFrame(rows)

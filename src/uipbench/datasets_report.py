@@ -25,8 +25,9 @@ def _table_figure(values: dict, cmap: str, label: str, title: str):
 
 
 def fig_slabs_per_element(per_element: pd.Series):
-    return _table_figure(per_element.to_dict(), "Blues", "slabs per element",
-                         "Materials Project elemental surfaces: slabs per element")
+    return _table_figure(
+        per_element.to_dict(), "Blues", "slabs per element", "Materials Project elemental surfaces: slabs per element"
+    )
 
 
 def fig_surface_energy_distribution(surfaces: pd.DataFrame):
@@ -51,9 +52,12 @@ def element_counts(compositions) -> dict[str, int]:
 
 def fig_gga_r2scan_elements(both: pd.DataFrame):
     """Periodic table of the RxnNet compounds with both functionals that contain each element."""
-    return _table_figure(element_counts(both["Composition"]), "Greens",
-                         "GGA/r2SCAN compounds containing the element",
-                         f"RxnNet: {len(both)} compounds with both functionals")
+    return _table_figure(
+        element_counts(both["Composition"]),
+        "Greens",
+        "GGA/r2SCAN compounds containing the element",
+        f"RxnNet: {len(both)} compounds with both functionals",
+    )
 
 
 def matpes_identical_structures(pbe: dict, r2scan: dict, atol: float = 1e-4) -> pd.DataFrame:
@@ -61,15 +65,30 @@ def matpes_identical_structures(pbe: dict, r2scan: dict, atol: float = 1e-4) -> 
     rows = []
     for el in sorted(set(pbe) & set(r2scan)):
         p, r = pbe[el], r2scan[el]
-        same = p["matpes_id"] == r["matpes_id"] and np.allclose(p["structure"].lattice.matrix,
-                                                                r["structure"].lattice.matrix, atol=atol)
-        rows.append({"element": el, "same_structure": same, "e_pbe_ev_per_atom": p["energy_per_atom"],
-                     "e_r2scan_ev_per_atom": r["energy_per_atom"]})
+        same = p["matpes_id"] == r["matpes_id"] and np.allclose(
+            p["structure"].lattice.matrix, r["structure"].lattice.matrix, atol=atol
+        )
+        rows.append(
+            {
+                "element": el,
+                "same_structure": same,
+                "e_pbe_ev_per_atom": p["energy_per_atom"],
+                "e_r2scan_ev_per_atom": r["energy_per_atom"],
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def chapter_metrics(surfaces: pd.DataFrame, mp_refs: dict, polymorphs: pd.Series, missing_refs: list[str],
-                    matpes: pd.DataFrame, rxn: pd.DataFrame, both: pd.DataFrame, registry: pd.DataFrame) -> dict:
+def chapter_metrics(
+    surfaces: pd.DataFrame,
+    mp_refs: dict,
+    polymorphs: pd.Series,
+    missing_refs: list[str],
+    matpes: pd.DataFrame,
+    rxn: pd.DataFrame,
+    both: pd.DataFrame,
+    registry: pd.DataFrame,
+) -> dict:
     """The numbers of chapter 00 (``00_datasets_metrics.json``)."""
     g = surfaces.gamma_j_per_m2
     return {
@@ -79,8 +98,11 @@ def chapter_metrics(surfaces: pd.DataFrame, mp_refs: dict, polymorphs: pd.Series
             "n_four_index": int((surfaces["hkl"].map(len) == 4).sum()),
             "gamma_j_per_m2": {"min": g.min(), "median": g.median(), "max": g.max()},
         },
-        "mp_pbe_element_refs": {"n_elements": len(mp_refs), "n_polymorphs": int(polymorphs.sum()),
-                                "surface_elements_without_ref": missing_refs},
+        "mp_pbe_element_refs": {
+            "n_elements": len(mp_refs),
+            "n_polymorphs": int(polymorphs.sum()),
+            "surface_elements_without_ref": missing_refs,
+        },
         "matpes": {"n_elements_both": len(matpes), "n_identical_structure_pairs": int(matpes.same_structure.sum())},
         "rxnnet": {"n_compounds": len(rxn), "n_gga_r2scan_pairs": len(both)},
         "registry": {"n_datasets": len(registry), "n_available_here": int(registry.available_here.sum())},

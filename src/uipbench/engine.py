@@ -18,10 +18,11 @@ from __future__ import annotations
 import os
 import time
 import traceback
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
-from typing import Any, Callable, Iterable
+from typing import Any
 
 # plain text bars: they render in executed notebooks and the book without ipywidgets
 from tqdm import tqdm
@@ -51,8 +52,10 @@ class RunSummary:
     failures: dict[str, str] = field(default_factory=dict)  #: item -> reason, for this run's failures
 
     def __str__(self) -> str:
-        return (f"{self.total} tasks: {self.skipped} from store, {self.ok} computed, {self.failed} failed; "
-                f"wall {self.wall_seconds:.1f} s, in-task {self.task_seconds:.1f} s")
+        return (
+            f"{self.total} tasks: {self.skipped} from store, {self.ok} computed, {self.failed} failed; "
+            f"wall {self.wall_seconds:.1f} s, in-task {self.task_seconds:.1f} s"
+        )
 
 
 def single_thread() -> None:
@@ -84,9 +87,17 @@ def execute(func: Callable, task: Task) -> tuple:
         return task.key, "failed", None, None, f"{type(exc).__name__}: {exc}{where}", time.perf_counter() - t0
 
 
-def run_tasks(func: Callable, tasks: Iterable[Task], store: ResultStore, backend: str = "serial",
-              n_workers: int = 1, scheduler: Any = None, desc: str | None = None, retry_failed: bool = False,
-              progress: bool = True) -> RunSummary:
+def run_tasks(
+    func: Callable,
+    tasks: Iterable[Task],
+    store: ResultStore,
+    backend: str = "serial",
+    n_workers: int = 1,
+    scheduler: Any = None,
+    desc: str | None = None,
+    retry_failed: bool = False,
+    progress: bool = True,
+) -> RunSummary:
     """Evaluate ``tasks`` not yet in ``store`` with ``func`` on ``backend``; persist each result at once.
 
     ``backend``: ``"serial"`` (in-process), ``"process"`` (local pool of ``n_workers`` spawned processes) or
@@ -104,14 +115,28 @@ def run_tasks(func: Callable, tasks: Iterable[Task], store: ResultStore, backend
     todo = [t for k, t in by_key.items() if k not in done]
     summary = RunSummary(total=len(by_key), skipped=len(by_key) - len(todo))
     # mininterval: executed notebooks keep every refresh of the bar; a few seconds keeps the book readable
-    bar = tqdm(total=len(todo), desc=desc or (todo[0].kind if todo else "tasks"), disable=not progress or not todo,
-               smoothing=0.05, mininterval=2.0)
+    bar = tqdm(
+        total=len(todo),
+        desc=desc or (todo[0].kind if todo else "tasks"),
+        disable=not progress or not todo,
+        smoothing=0.05,
+        mininterval=2.0,
+    )
 
     def record(result: tuple) -> None:
         key, status, payload, array, error, seconds = result
         t = by_key[key]
-        store.put(key, kind=t.kind, model=t.model, item=t.item, status=status, payload=payload, array=array,
-                  error=error, seconds=seconds)
+        store.put(
+            key,
+            kind=t.kind,
+            model=t.model,
+            item=t.item,
+            status=status,
+            payload=payload,
+            array=array,
+            error=error,
+            seconds=seconds,
+        )
         summary.task_seconds += seconds or 0.0
         if status == "ok":
             summary.ok += 1
@@ -128,8 +153,9 @@ def run_tasks(func: Callable, tasks: Iterable[Task], store: ResultStore, backend
             for t in todo:
                 record(execute(func, t))
         elif backend == "process":
-            with ProcessPoolExecutor(max_workers=n_workers, mp_context=get_context("spawn"),
-                                     initializer=single_thread) as pool:
+            with ProcessPoolExecutor(
+                max_workers=n_workers, mp_context=get_context("spawn"), initializer=single_thread
+            ) as pool:
                 futures = [pool.submit(execute, func, t) for t in todo]
                 for fut in as_completed(futures):
                     record(fut.result())
@@ -147,8 +173,9 @@ def _run_dask(func: Callable, todo: list[Task], record: Callable, n_workers: int
 
     own_cluster = None
     if scheduler is None:
-        own_cluster = LocalCluster(n_workers=max(1, n_workers), threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=40)
+        own_cluster = LocalCluster(
+            n_workers=max(1, n_workers), threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+        )
         client = Client(own_cluster)
     elif isinstance(scheduler, str):
         client = Client(scheduler)

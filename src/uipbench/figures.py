@@ -26,8 +26,9 @@ import io
 import json
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import matplotlib as mpl
 import numpy as np
@@ -146,8 +147,14 @@ def provenance() -> dict:
             versions[pkg] = version(pkg)
         except PackageNotFoundError:
             pass
-    return {"cpu": cpu, "cpu_cores": os.cpu_count(), "gpu": gpu, "python": platform.python_version(),
-            "profile": os.environ.get("UIPBENCH_PROFILE"), "packages": versions}
+    return {
+        "cpu": cpu,
+        "cpu_cores": os.cpu_count(),
+        "gpu": gpu,
+        "python": platform.python_version(),
+        "profile": os.environ.get("UIPBENCH_PROFILE"),
+        "packages": versions,
+    }
 
 
 def save_metrics(chapter: str, metrics: Mapping[str, Any]) -> Path:
@@ -257,9 +264,16 @@ def periodic_table_positions() -> dict[str, tuple[int, int]]:
     return pos
 
 
-def periodic_table_heatmap(values: Mapping[str, float], ax=None, cmap: str = "viridis", label: str = "",
-                           fmt: str = "{:.0f}", vmin: float | None = None, vmax: float | None = None,
-                           center: float | None = None):
+def periodic_table_heatmap(
+    values: Mapping[str, float],
+    ax=None,
+    cmap: str = "viridis",
+    label: str = "",
+    fmt: str = "{:.0f}",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    center: float | None = None,
+):
     """Draw ``values`` (element -> number) on a periodic table; elements without a value are grey outlines.
 
     ``center`` makes a diverging colour scale symmetric around that value (e.g. 0 for energy shifts).

@@ -53,5 +53,3 @@ def parse_surface_id(record_id: str) -> SurfaceId:
     if not m:
         raise ValueError(f"unparsable surface id: {record_id!r}")
     return SurfaceId(int(m["index"]), m["element"], m["miller"], parse_miller(m["miller"]))
-
-

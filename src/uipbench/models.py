@@ -36,10 +36,10 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -105,22 +105,49 @@ _CHGNET_CITE = "B. Deng et al., Nat. Mach. Intell. 5, 1031 (2023)."
 _MACE_CITE = "I. Batatia et al., A foundation model for atomistic materials chemistry, arXiv:2401.00096."
 _MATGL_CITE = "C. Chen, S. P. Ong, Nat. Comput. Sci. 2, 718 (2022); MatPES: A. D. Kaplan et al., arXiv:2503.04070."
 
-REGISTRY: dict[str, ModelSpec] = {s.name: s for s in [
-    ModelSpec("chgnet-0.3.0", "chgnet", "0.3.0", "CHGNet 0.3.0 (MPtrj)", _CHGNET_CITE),
-    ModelSpec("chgnet-0.2.0", "chgnet", "0.2.0", "CHGNet 0.2.0 (MPtrj; the surfaces paper's version)",
-              _CHGNET_CITE),
-    ModelSpec("chgnet-r2scan", "chgnet", "r2scan", "CHGNet fine-tuned on MP-r2SCAN (transfer paper)",
-              "X. Huang et al., arXiv:2504.05565 (2025).", training="MP-r2SCAN (transfer from MPtrj)"),
-    ModelSpec("sevennet-0", "sevennet", "7net-0", "SevenNet-0 (11 Jul 2024)",
-              "Y. Park et al., J. Chem. Theory Comput. 20, 4857 (2024)."),
-    ModelSpec("mace-mp-0-small", "mace", "small", "MACE-MP-0 small", _MACE_CITE),
-    ModelSpec("mace-mp-0-medium", "mace", "medium", "MACE-MP-0 medium", _MACE_CITE),
-    ModelSpec("mace-mp-0-large", "mace", "large", "MACE-MP-0 large", _MACE_CITE),
-    ModelSpec("m3gnet", "matgl", "M3GNet-MatPES-PBE-v2025.1-PES", "M3GNet (matgl 4, MatPES PBE)", _MATGL_CITE,
-              training="MatPES (PBE)"),
-    ModelSpec("tensornet", "matgl", "TensorNet-MatPES-PBE-v2025.1-PES", "TensorNet (matgl 4, MatPES PBE)",
-              _MATGL_CITE, training="MatPES (PBE)"),
-]}
+REGISTRY: dict[str, ModelSpec] = {
+    s.name: s
+    for s in [
+        ModelSpec("chgnet-0.3.0", "chgnet", "0.3.0", "CHGNet 0.3.0 (MPtrj)", _CHGNET_CITE),
+        ModelSpec(
+            "chgnet-0.2.0", "chgnet", "0.2.0", "CHGNet 0.2.0 (MPtrj; the surfaces paper's version)", _CHGNET_CITE
+        ),
+        ModelSpec(
+            "chgnet-r2scan",
+            "chgnet",
+            "r2scan",
+            "CHGNet fine-tuned on MP-r2SCAN (transfer paper)",
+            "X. Huang et al., arXiv:2504.05565 (2025).",
+            training="MP-r2SCAN (transfer from MPtrj)",
+        ),
+        ModelSpec(
+            "sevennet-0",
+            "sevennet",
+            "7net-0",
+            "SevenNet-0 (11 Jul 2024)",
+            "Y. Park et al., J. Chem. Theory Comput. 20, 4857 (2024).",
+        ),
+        ModelSpec("mace-mp-0-small", "mace", "small", "MACE-MP-0 small", _MACE_CITE),
+        ModelSpec("mace-mp-0-medium", "mace", "medium", "MACE-MP-0 medium", _MACE_CITE),
+        ModelSpec("mace-mp-0-large", "mace", "large", "MACE-MP-0 large", _MACE_CITE),
+        ModelSpec(
+            "m3gnet",
+            "matgl",
+            "M3GNet-MatPES-PBE-v2025.1-PES",
+            "M3GNet (matgl 4, MatPES PBE)",
+            _MATGL_CITE,
+            training="MatPES (PBE)",
+        ),
+        ModelSpec(
+            "tensornet",
+            "matgl",
+            "TensorNet-MatPES-PBE-v2025.1-PES",
+            "TensorNet (matgl 4, MatPES PBE)",
+            _MATGL_CITE,
+            training="MatPES (PBE)",
+        ),
+    ]
+}
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -158,8 +185,7 @@ def mace_cached_path(size: str) -> Path:
     return mace_cache_dir() / name
 
 
-def weights_files(name: str, model_path: str | Path | None = None, allow_download: bool | None = None
-                  ) -> list[Path]:
+def weights_files(name: str, model_path: str | Path | None = None, allow_download: bool | None = None) -> list[Path]:
     """The weight files of ``name`` (downloading only when allowed); raise :class:`ModelNotAvailableError`."""
     spec = get_spec(name)
     if spec.family == "chgnet":
@@ -172,7 +198,8 @@ def weights_files(name: str, model_path: str | Path | None = None, allow_downloa
         if not files:
             raise ModelNotAvailableError(
                 f"{name}: no checkpoint *.pth.tar in {d} (it ships in the chgnet wheel; reinstall chgnet==0.4.2, "
-                f"or pass model_path=<checkpoint>)")
+                f"or pass model_path=<checkpoint>)"
+            )
         return files[:1]
     if spec.family == "sevennet":
         if model_path is not None:
@@ -181,8 +208,14 @@ def weights_files(name: str, model_path: str | Path | None = None, allow_downloa
         from sevenn.util import pretrained_name_to_path
 
         p = Path(pretrained_name_to_path(spec.variant))
-        return [_existing(p, name, "the SevenNet-0 checkpoint shipped in the sevenn 0.10.4 wheel "
-                                   "(reinstall sevenn==0.10.4, or pass model_path=<checkpoint>)")]
+        return [
+            _existing(
+                p,
+                name,
+                "the SevenNet-0 checkpoint shipped in the sevenn 0.10.4 wheel "
+                "(reinstall sevenn==0.10.4, or pass model_path=<checkpoint>)",
+            )
+        ]
     if spec.family == "mace":
         if model_path is not None:
             return [_existing(Path(model_path), name, "a MACE .model file")]
@@ -195,7 +228,8 @@ def weights_files(name: str, model_path: str | Path | None = None, allow_downloa
                 f"{name}: weights file {cached.name} not found in the MACE cache {cached.parent} (downloads "
                 f"disabled: set UIPBENCH_ALLOW_DOWNLOAD=1 or allow_download=True to fetch it with mace's own "
                 f"downloader). Supply it by downloading {url} to {cached} (the cache follows $XDG_CACHE_HOME), "
-                f"or pass model_path=<path to the .model file>.")
+                f"or pass model_path=<path to the .model file>."
+            )
         from mace.calculators.foundations_models import download_mace_mp_checkpoint
 
         try:
@@ -203,7 +237,8 @@ def weights_files(name: str, model_path: str | Path | None = None, allow_downloa
         except Exception as exc:
             raise ModelNotAvailableError(
                 f"{name}: download of {url} failed ({type(exc).__name__}: {exc}); looked for {cached}. Download "
-                f"the file elsewhere and put it at {cached}, or pass model_path=<path to the .model file>.") from exc
+                f"the file elsewhere and put it at {cached}, or pass model_path=<path to the .model file>."
+            ) from exc
     if spec.family == "matgl":
         files = ("model.json", "model.pt", "state.pt")
         if model_path is not None:
@@ -213,7 +248,8 @@ def weights_files(name: str, model_path: str | Path | None = None, allow_downloa
                 raise ModelNotAvailableError(
                     f"{name}: model directory {d} lacks {missing} (a matgl >= 3 model directory holds "
                     f"{', '.join(files)}; save one with matgl's Potential.save or download "
-                    f"materialyze/{spec.variant} from the Hugging Face hub)")
+                    f"materialyze/{spec.variant} from the Hugging Face hub)"
+                )
             return [d / f for f in files]
         return [Path(p) for p in _hf_snapshot(name, spec.variant, allow_download, files)]
     raise AssertionError(spec.family)
@@ -227,12 +263,16 @@ def _hf_snapshot(name: str, model: str, allow_download: bool | None, files: tupl
     try:
         d = Path(snapshot_download(repo_id=repo, local_files_only=local_only))
     except Exception as exc:
-        how = ("downloads disabled (set UIPBENCH_ALLOW_DOWNLOAD=1, unset HF_HUB_OFFLINE)" if local_only
-               else f"download failed: {type(exc).__name__}")
+        how = (
+            "downloads disabled (set UIPBENCH_ALLOW_DOWNLOAD=1, unset HF_HUB_OFFLINE)"
+            if local_only
+            else f"download failed: {type(exc).__name__}"
+        )
         raise ModelNotAvailableError(
             f"{name}: Hugging Face model {repo} (files {', '.join(files)}) not in the local hub cache "
             f"{constants.HF_HUB_CACHE}; {how}. Supply it with `huggingface-cli download {repo} --local-dir DIR` on "
-            f"a machine with internet and pass model_path=DIR (or copy the hub cache).") from exc
+            f"a machine with internet and pass model_path=DIR (or copy the hub cache)."
+        ) from exc
     missing = [f for f in files if not (d / f).is_file()]
     if missing:
         raise ModelNotAvailableError(f"{name}: the cached snapshot {d} of {repo} lacks {missing}")
@@ -301,8 +341,13 @@ class LoadedModel:
 _LOADED: dict[tuple, LoadedModel] = {}
 
 
-def load_model(name: str, model_path: str | Path | None = None, device: str = "cpu",
-               allow_download: bool | None = None, cache: bool = True) -> LoadedModel:
+def load_model(
+    name: str,
+    model_path: str | Path | None = None,
+    device: str = "cpu",
+    allow_download: bool | None = None,
+    cache: bool = True,
+) -> LoadedModel:
     """Load model ``name`` (once per process when ``cache``); raise :class:`ModelNotAvailableError` when absent."""
     key = (name, str(model_path) if model_path else None, device)
     if cache and key in _LOADED:
@@ -321,9 +366,15 @@ def load_model(name: str, model_path: str | Path | None = None, device: str = "c
             inner, dtype, direct = _load_mace(files[0], device)
         else:
             inner, dtype, direct = _load_matgl(files[0].parent, device)
-    model = LoadedModel(name=name, calc=GuardedCalculator(inner, dtype, name), weights=files,
-                        checksum=weights_checksum(name, model_path), dtype=dtype, direct_energy=direct,
-                        load_seconds=time.perf_counter() - t0)
+    model = LoadedModel(
+        name=name,
+        calc=GuardedCalculator(inner, dtype, name),
+        weights=files,
+        checksum=weights_checksum(name, model_path),
+        dtype=dtype,
+        direct_energy=direct,
+        load_seconds=time.perf_counter() - t0,
+    )
     if cache:
         _LOADED[key] = model
     return model
@@ -382,8 +433,9 @@ def _load_matgl(directory: Path, device):
     return PESCalculator(potential, stress_unit="eV/A3"), torch.float32, None
 
 
-def availability(names: list[str] | None = None, try_load: bool = False,
-                 model_paths: dict[str, str] | None = None) -> pd.DataFrame:
+def availability(
+    names: list[str] | None = None, try_load: bool = False, model_paths: dict[str, str] | None = None
+) -> pd.DataFrame:
     """One row per model: available?, weights file(s), sha256 (first 12 hex), reason when not available.
 
     ``try_load`` also loads each available model (slower) so that a broken file shows up here.
@@ -392,8 +444,15 @@ def availability(names: list[str] | None = None, try_load: bool = False,
     for name in names or list(REGISTRY):
         spec = get_spec(name)
         mp = (model_paths or {}).get(name)
-        row = dict(model=name, description=spec.description, training=spec.training, available=False,
-                   weights="", sha256="", reason="")
+        row = dict(
+            model=name,
+            description=spec.description,
+            training=spec.training,
+            available=False,
+            weights="",
+            sha256="",
+            reason="",
+        )
         try:
             files = weights_files(name, mp, allow_download=False)
             row.update(weights=", ".join(str(f) for f in files), sha256=weights_checksum(name, mp)[:12])

@@ -34,8 +34,7 @@ class NotebookFailure(Exception):
 
     def __str__(self) -> str:
         where = f"cell {self.cell}" if self.cell is not None else "before any cell ran"
-        return (f"notebook {self.notebook} failed in {where}: {self.error}\n"
-                f"  partial output kept at {self.partial}")
+        return f"notebook {self.notebook} failed in {where}: {self.error}\n  partial output kept at {self.partial}"
 
 
 def load_profiles(path: Path | None = None) -> dict:
@@ -75,16 +74,27 @@ def _failed_cell(nb_path: Path) -> tuple[int | None, str]:
     return None, ""
 
 
-def run_notebook(source: Path, output: Path, parameters: dict, cwd: Path | None = None,
-                 log_output: bool = True, kernel_name: str = "python3") -> Path:
+def run_notebook(
+    source: Path,
+    output: Path,
+    parameters: dict,
+    cwd: Path | None = None,
+    log_output: bool = True,
+    kernel_name: str = "python3",
+) -> Path:
     """Execute one notebook with papermill; raise :class:`NotebookFailure` naming the failed cell."""
     import papermill as pm
 
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
         pm.execute_notebook(
-            str(source), str(output), parameters=parameters, cwd=str(cwd or source.parent),
-            log_output=log_output, progress_bar=False, kernel_name=kernel_name,
+            str(source),
+            str(output),
+            parameters=parameters,
+            cwd=str(cwd or source.parent),
+            log_output=log_output,
+            progress_bar=False,
+            kernel_name=kernel_name,
         )
     except Exception as exc:  # papermill's PapermillExecutionError, kernel death, missing kernel, ...
         cell, err = _failed_cell(output)
@@ -94,8 +104,14 @@ def run_notebook(source: Path, output: Path, parameters: dict, cwd: Path | None 
     return output
 
 
-def run(profile: str = "quick", only: list[str] | None = None, overrides: dict | None = None,
-        profiles_path: Path | None = None, notebooks_dir: Path | None = None, log_output: bool = True) -> list[Path]:
+def run(
+    profile: str = "quick",
+    only: list[str] | None = None,
+    overrides: dict | None = None,
+    profiles_path: Path | None = None,
+    notebooks_dir: Path | None = None,
+    log_output: bool = True,
+) -> list[Path]:
     """Run every notebook (or ``only`` those) of ``profile`` in order; return the executed copies."""
     profiles = load_profiles(profiles_path)
     if profile not in profiles:
@@ -120,8 +136,7 @@ def run(profile: str = "quick", only: list[str] | None = None, overrides: dict |
         print(f"[{i}/{len(sources)}] {src.stem} (profile {profile}) parameters={params}", flush=True)
         t0 = time.perf_counter()
         executed.append(run_notebook(src, out_dir / src.name, params, log_output=log_output))
-        print(f"[{i}/{len(sources)}] {src.stem} done in {time.perf_counter() - t0:.1f} s -> {executed[-1]}",
-              flush=True)
+        print(f"[{i}/{len(sources)}] {src.stem} done in {time.perf_counter() - t0:.1f} s -> {executed[-1]}", flush=True)
     return executed
 
 
@@ -138,8 +153,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", default="quick", help="profile of profiles.yaml (quick | full)")
     ap.add_argument("--only", nargs="+", metavar="NAME", help="run only these notebooks (file stems)")
-    ap.add_argument("-p", "--param", action="append", default=[], type=_parse_override,
-                    metavar="NB.param=value", help="override one parameter (value parsed as YAML)")
+    ap.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        type=_parse_override,
+        metavar="NB.param=value",
+        help="override one parameter (value parsed as YAML)",
+    )
     ap.add_argument("--quiet", action="store_true", help="do not stream cell outputs")
     args = ap.parse_args(argv)
     overrides: dict[str, dict] = {}

@@ -17,9 +17,10 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -140,9 +141,19 @@ class ResultStore:
         self.__init__(state["path"])
 
     # -- writing ---------------------------------------------------------------------------------------------
-    def put(self, key: str, *, kind: str, model: str = "", item: str = "", status: str = "ok",
-            payload: dict | None = None, array: np.ndarray | None = None, error: str | None = None,
-            seconds: float | None = None) -> None:
+    def put(
+        self,
+        key: str,
+        *,
+        kind: str,
+        model: str = "",
+        item: str = "",
+        status: str = "ok",
+        payload: dict | None = None,
+        array: np.ndarray | None = None,
+        error: str | None = None,
+        seconds: float | None = None,
+    ) -> None:
         """Insert or replace one record in its own transaction (durable when this returns)."""
         if status not in ("ok", "failed"):
             raise ValueError(f"status must be 'ok' or 'failed', got {status!r}")
@@ -150,8 +161,18 @@ class ResultStore:
         self._conn().execute(
             "INSERT OR REPLACE INTO results (key, kind, model, item, status, payload, array, error, seconds, created)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (key, kind, model, item, status, canonical_json(payload) if payload is not None else None, blob, error,
-             seconds, time.time()),
+            (
+                key,
+                kind,
+                model,
+                item,
+                status,
+                canonical_json(payload) if payload is not None else None,
+                blob,
+                error,
+                seconds,
+                time.time(),
+            ),
         )
 
     def delete(self, keys: Iterable[str]) -> int:
@@ -180,12 +201,14 @@ class ResultStore:
         found: set[str] = set()
         cond = "" if include_failed else " AND status = 'ok'"
         for i in range(0, len(keys), 500):
-            chunk = keys[i:i + 500]
+            chunk = keys[i : i + 500]
             q = f"SELECT key FROM results WHERE key IN ({','.join('?' * len(chunk))}){cond}"
             found.update(r[0] for r in self._conn().execute(q, chunk))
         return found
 
-    def frame(self, kind: str | None = None, model: str | None = None, keys: Iterable[str] | None = None) -> pd.DataFrame:
+    def frame(
+        self, kind: str | None = None, model: str | None = None, keys: Iterable[str] | None = None
+    ) -> pd.DataFrame:
         """Records as a DataFrame (payload fields expanded into columns), sorted by kind, model, item."""
         q = "SELECT key, kind, model, item, status, payload, error, seconds FROM results WHERE 1=1"
         args: list = []

@@ -11,12 +11,12 @@ METRICS = ("mae", "rmse", "mse", "mape", "r2", "spearman")
 
 def _metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     err = y_pred - y_true
-    ss_res = float(np.sum(err ** 2))
+    ss_res = float(np.sum(err**2))
     ss_tot = float(np.sum((y_true - y_true.mean()) ** 2))
     nz = np.abs(y_true) > 1e-12
     return {
         "mae": float(np.mean(np.abs(err))),
-        "rmse": float(np.sqrt(np.mean(err ** 2))),
+        "rmse": float(np.sqrt(np.mean(err**2))),
         "mse": float(np.mean(err)),  # mean signed error (model - DFT)
         "mape": float(100 * np.mean(np.abs(err[nz] / y_true[nz]))) if nz.any() else np.nan,
         "r2": 1 - ss_res / ss_tot if ss_tot > 0 else np.nan,
@@ -67,5 +67,10 @@ def spearman_bootstrap(x, y, n_boot: int = 2000, seed: int = 0, ci: float = 0.95
         boots = (rx * ry).sum(axis=1) / den
     boots = boots[np.isfinite(boots)]
     lo, hi = np.quantile(boots, [(1 - ci) / 2, 1 - (1 - ci) / 2])
-    return {"rho": float(res.statistic), "ci_low": float(lo), "ci_high": float(hi), "p_value": float(res.pvalue),
-            "n": int(n)}
+    return {
+        "rho": float(res.statistic),
+        "ci_low": float(lo),
+        "ci_high": float(hi),
+        "p_value": float(res.pvalue),
+        "n": int(n),
+    }

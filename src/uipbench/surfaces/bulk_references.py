@@ -81,14 +81,15 @@ def _mismatch(pos: np.ndarray, numbers: np.ndarray, idx: np.ndarray, t: np.ndarr
 OUC_TOLERANCES = (0.3, 0.5)
 
 
-def oriented_bulk_cell(slab: Atoms, tol: float | None = None, skin: float | None = None,
-                       min_vacuum: float = 3.0) -> tuple[Atoms | None, str]:
+def oriented_bulk_cell(
+    slab: Atoms, tol: float | None = None, skin: float | None = None, min_vacuum: float = 3.0
+) -> tuple[Atoms | None, str]:
     """Oriented bulk unit cell of a slab (see :func:`oriented_bulk_cell_at`), trying :data:`OUC_TOLERANCES`.
 
     Returns ``(ouc, "")`` or ``(None, reason)``; ``ouc.info["ouc_tol"]`` is the tolerance that succeeded.
     """
     reasons = []
-    for t in ((tol,) if tol is not None else OUC_TOLERANCES):
+    for t in (tol,) if tol is not None else OUC_TOLERANCES:
         ouc, why = oriented_bulk_cell_at(slab, tol=t, skin=skin, min_vacuum=min_vacuum)
         if ouc is not None:
             ouc.info["ouc_tol"] = t
@@ -99,8 +100,9 @@ def oriented_bulk_cell(slab: Atoms, tol: float | None = None, skin: float | None
     return None, reasons[-1]
 
 
-def oriented_bulk_cell_at(slab: Atoms, tol: float = 0.3, skin: float | None = None,
-                          min_vacuum: float = 3.0) -> tuple[Atoms | None, str]:
+def oriented_bulk_cell_at(
+    slab: Atoms, tol: float = 0.3, skin: float | None = None, min_vacuum: float = 3.0
+) -> tuple[Atoms | None, str]:
     """Oriented bulk unit cell of a slab from its interior (Sun & Ceder 2013 convention): ``(ouc, "")``.
 
     The OUC has the slab's in-plane vectors a, b and, as c, the shortest out-of-plane translation t that maps the
@@ -156,7 +158,7 @@ def oriented_bulk_cell_at(slab: Atoms, tol: float = 0.3, skin: float | None = No
             test = np.where(h + d <= h_max + tol)[0]
         if len(test) < 2:  # one tested atom cannot tell a period from a coincidence
             continue
-        mis, partner, resid = _mismatch(pos, numbers, test, t, plane)
+        mis, _partner, resid = _mismatch(pos, numbers, test, t, plane)
         worst = float(mis.max())
         if worst > tol:
             if best_fail is None or worst < best_fail[1]:
@@ -167,8 +169,10 @@ def oriented_bulk_cell_at(slab: Atoms, tol: float = 0.3, skin: float | None = No
         return _one_period(pos, numbers, h, t, d, center, cell, plane, skin, radius=max(tol, 0.5))
     if best_fail is None:
         return None, "no out-of-plane translation candidate (slab thinner than one period?)"
-    return None, (f"no repeat vector of the stacking within {tol} Å (best candidate: height {best_fail[0]:.2f} Å, "
-                  f"worst interior mismatch {best_fail[1]:.2f} Å)")
+    return None, (
+        f"no repeat vector of the stacking within {tol} Å (best candidate: height {best_fail[0]:.2f} Å, "
+        f"worst interior mismatch {best_fail[1]:.2f} Å)"
+    )
 
 
 def _one_period(pos, numbers, h, t, d, center, cell, plane, skin, radius) -> tuple[Atoms | None, str]:
@@ -222,8 +226,15 @@ def match_mp_bulk(ouc: Atoms, polymorphs: list[dict]) -> dict:
     from pymatgen.analysis.structure_matcher import StructureMatcher
     from pymatgen.io.ase import AseAtomsAdaptor
 
-    out = dict(matched=False, mp_ref_index=-1, eps_dft_ev_per_atom=np.nan, match_rms=np.nan, volume_ratio=np.nan,
-               n_candidates=len(polymorphs), reason="")
+    out = dict(
+        matched=False,
+        mp_ref_index=-1,
+        eps_dft_ev_per_atom=np.nan,
+        match_rms=np.nan,
+        volume_ratio=np.nan,
+        n_candidates=len(polymorphs),
+        reason="",
+    )
     if not polymorphs:
         out["reason"] = "element not in the MP PBE references"
         return out
@@ -249,6 +260,11 @@ def match_mp_bulk(ouc: Atoms, polymorphs: list[dict]) -> dict:
         out["reason"] = f"OUC matches none of the {len(polymorphs)} MP PBE polymorphs of the element"
         return out
     _, rms, i, ratio = min(hits)
-    out.update(matched=True, mp_ref_index=i, eps_dft_ev_per_atom=float(polymorphs[i]["energy_per_atom"]),
-               match_rms=float(rms), volume_ratio=float(ratio))
+    out.update(
+        matched=True,
+        mp_ref_index=i,
+        eps_dft_ev_per_atom=float(polymorphs[i]["energy_per_atom"]),
+        match_rms=float(rms),
+        volume_ratio=float(ratio),
+    )
     return out

@@ -29,8 +29,8 @@ adapters here reach the torch module inside its calculator (``LoadedModel.calc.i
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -43,9 +43,48 @@ KIND = "descriptor"
 #: the 42 elements of the Materials Project surface set (``datasets.load("mp-surfaces")``); fixed here so that the
 #: species-resolved SOAP has the same layout (and the same cache keys) for any subset of slabs
 SURFACE_ELEMENTS = (
-    "Ac", "Ag", "Al", "Au", "Ba", "Be", "Bi", "Ca", "Cd", "Ce", "Cu", "Dy", "Er", "Ga", "Hg", "Ho", "In", "Ir",
-    "La", "Li", "Lu", "Mg", "Nd", "Ni", "Pb", "Pd", "Pm", "Pr", "Pt", "Rh", "Sc", "Sm", "Sn", "Sr", "Tb", "Th",
-    "Tl", "Tm", "Y", "Yb", "Zn", "Zr",
+    "Ac",
+    "Ag",
+    "Al",
+    "Au",
+    "Ba",
+    "Be",
+    "Bi",
+    "Ca",
+    "Cd",
+    "Ce",
+    "Cu",
+    "Dy",
+    "Er",
+    "Ga",
+    "Hg",
+    "Ho",
+    "In",
+    "Ir",
+    "La",
+    "Li",
+    "Lu",
+    "Mg",
+    "Nd",
+    "Ni",
+    "Pb",
+    "Pd",
+    "Pm",
+    "Pr",
+    "Pt",
+    "Rh",
+    "Sc",
+    "Sm",
+    "Sn",
+    "Sr",
+    "Tb",
+    "Th",
+    "Tl",
+    "Tm",
+    "Y",
+    "Yb",
+    "Zn",
+    "Zr",
 )
 
 #: SOAP settings. r_cut = 6 Å reaches past the first neighbour shell of every element of the set (largest nearest-
@@ -67,12 +106,12 @@ class Descriptor:
 # ------------------------------------------------------------------------------------------------------------------
 # SOAP (dscribe)
 
-@functools.lru_cache(maxsize=None)
+
+@functools.cache
 def _soap(mode: str):
     from dscribe.descriptors import SOAP
 
-    s = SOAP(species=list(SURFACE_ELEMENTS), compression={"mode": mode, "species_weighting": None},
-             **SOAP_SETTINGS)
+    s = SOAP(species=list(SURFACE_ELEMENTS), compression={"mode": mode, "species_weighting": None}, **SOAP_SETTINGS)
     return s
 
 
@@ -83,8 +122,7 @@ def _version(dist: str) -> str:
 
 
 def _soap_settings(mode: str) -> dict:
-    return {"package": _version("dscribe"), "species": list(SURFACE_ELEMENTS),
-            "compression": mode, **SOAP_SETTINGS}
+    return {"package": _version("dscribe"), "species": list(SURFACE_ELEMENTS), "compression": mode, **SOAP_SETTINGS}
 
 
 def _soap_compute(atoms, mode: str) -> np.ndarray:
@@ -116,7 +154,7 @@ def _check_model(name: str) -> None:
     models.weights_files(MODEL_OF[name], allow_download=False)  # raises ModelNotAvailableError with the reason
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _loaded(name: str):
     from .. import models
 
@@ -138,7 +176,7 @@ def _chgnet_compute(atoms) -> np.ndarray:
     return np.asarray(out["atom_fea"], dtype=np.float64)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _sevennet_hooked():
     """SevenNet-0 with a forward hook that keeps the node features leaving the last interaction block."""
     import sevenn._keys as KEY
@@ -181,20 +219,39 @@ def _mace_compute(atoms) -> np.ndarray:
 DESCRIPTORS: dict[str, Descriptor] = {
     d.name: d
     for d in [
-        Descriptor("soap", "SOAP, species-resolved over the 42 elements (dscribe, crossover)",
-                   lambda a: _soap_compute(a, "crossover"), lambda: _soap_settings("crossover")),
-        Descriptor("soap-mu2", "SOAP, element-agnostic geometry (dscribe, mu2 compression)",
-                   lambda a: _soap_compute(a, "mu2"), lambda: _soap_settings("mu2")),
-        Descriptor("chgnet-0.3.0", "CHGNet 0.3.0 atom features (64)", _chgnet_compute,
-                   lambda: _model_settings("chgnet-0.3.0", "atom_fea (after conv n-1)"),
-                   lambda: _check_model("chgnet-0.3.0")),
-        Descriptor("sevennet-0", "SevenNet-0 node features after the last interaction block (128)",
-                   _sevennet_compute,
-                   lambda: _model_settings("sevennet-0", "output x of the last equivariant gate"),
-                   lambda: _check_model("sevennet-0")),
-        Descriptor("mace-mp-0", "MACE-MP-0 medium invariant node features (all layers)", _mace_compute,
-                   lambda: _model_settings("mace-mp-0", "get_descriptors(invariants_only=True, num_layers=-1)"),
-                   lambda: _check_model("mace-mp-0")),
+        Descriptor(
+            "soap",
+            "SOAP, species-resolved over the 42 elements (dscribe, crossover)",
+            lambda a: _soap_compute(a, "crossover"),
+            lambda: _soap_settings("crossover"),
+        ),
+        Descriptor(
+            "soap-mu2",
+            "SOAP, element-agnostic geometry (dscribe, mu2 compression)",
+            lambda a: _soap_compute(a, "mu2"),
+            lambda: _soap_settings("mu2"),
+        ),
+        Descriptor(
+            "chgnet-0.3.0",
+            "CHGNet 0.3.0 atom features (64)",
+            _chgnet_compute,
+            lambda: _model_settings("chgnet-0.3.0", "atom_fea (after conv n-1)"),
+            lambda: _check_model("chgnet-0.3.0"),
+        ),
+        Descriptor(
+            "sevennet-0",
+            "SevenNet-0 node features after the last interaction block (128)",
+            _sevennet_compute,
+            lambda: _model_settings("sevennet-0", "output x of the last equivariant gate"),
+            lambda: _check_model("sevennet-0"),
+        ),
+        Descriptor(
+            "mace-mp-0",
+            "MACE-MP-0 medium invariant node features (all layers)",
+            _mace_compute,
+            lambda: _model_settings("mace-mp-0", "get_descriptors(invariants_only=True, num_layers=-1)"),
+            lambda: _check_model("mace-mp-0"),
+        ),
     ]
 }
 
@@ -216,15 +273,16 @@ def compute_descriptor(atoms, name: str) -> np.ndarray:
     return x
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def descriptor_settings(name: str) -> tuple:
     """Identity of descriptor ``name`` for cache keys (a hashable, sorted tuple of its settings)."""
     return tuple(sorted((k, str(v)) for k, v in get(name).settings().items()))
 
 
 def descriptor_key(name: str, atoms) -> str:
-    return make_key(kind=KIND, descriptor=name, settings=dict(descriptor_settings(name)),
-                    structure=structure_hash(atoms))
+    return make_key(
+        kind=KIND, descriptor=name, settings=dict(descriptor_settings(name)), structure=structure_hash(atoms)
+    )
 
 
 def availability(names) -> pd.DataFrame:
@@ -235,8 +293,14 @@ def availability(names) -> pd.DataFrame:
             get(n).check()
             rows.append({"descriptor": n, "available": True, "reason": "", "description": get(n).description})
         except Exception as exc:  # the reason is the table's content
-            rows.append({"descriptor": n, "available": False, "reason": f"{type(exc).__name__}: {exc}",
-                         "description": get(n).description if n in DESCRIPTORS else ""})
+            rows.append(
+                {
+                    "descriptor": n,
+                    "available": False,
+                    "reason": f"{type(exc).__name__}: {exc}",
+                    "description": get(n).description if n in DESCRIPTORS else "",
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -254,20 +318,37 @@ def _task(args) -> tuple[dict, np.ndarray]:
 
 
 def descriptor_tasks(name: str, structures: Mapping[str, object]) -> list[Task]:
-    return [Task(key=descriptor_key(name, atoms), kind=KIND, model=name, item=str(item), args=(name, atoms))
-            for item, atoms in structures.items()]
+    return [
+        Task(key=descriptor_key(name, atoms), kind=KIND, model=name, item=str(item), args=(name, atoms))
+        for item, atoms in structures.items()
+    ]
 
 
-def compute_descriptors(name: str, structures: Mapping[str, object], store: ResultStore, backend: str = "serial",
-                        n_workers: int = 1, progress: bool = True, retry_failed: bool = False):
+def compute_descriptors(
+    name: str,
+    structures: Mapping[str, object],
+    store: ResultStore,
+    backend: str = "serial",
+    n_workers: int = 1,
+    progress: bool = True,
+    retry_failed: bool = False,
+):
     """Descriptor ``name`` of every structure (item id -> Atoms), cached in ``store``.
 
     Returns ``(keys, failures, summary)``: ``keys`` item -> store key of each successful matrix (read it with
     :func:`load_features`), ``failures`` item -> reason.
     """
     tasks = descriptor_tasks(name, structures)
-    summary = run_tasks(_task, tasks, store, backend=backend, n_workers=n_workers, desc=f"descriptor {name}",
-                        retry_failed=retry_failed, progress=progress)
+    summary = run_tasks(
+        _task,
+        tasks,
+        store,
+        backend=backend,
+        n_workers=n_workers,
+        desc=f"descriptor {name}",
+        retry_failed=retry_failed,
+        progress=progress,
+    )
     keys, failures = {}, {}
     for t in tasks:
         rec = store.get(t.key, with_array=False)

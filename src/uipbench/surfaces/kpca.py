@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+
 @dataclass
 class KPCAResult:
     coords: np.ndarray  #: (n, n_components)

@@ -19,9 +19,18 @@ from .out_of_domain import claim_statement, ood_correlations, verdict
 MARKERS = {"FCC": "o", "BCC": "s", "HCP": "^", "other": "D", "unknown": "X"}
 
 
-def plot_kpca_map(ax, table: pd.DataFrame, color_col: str = "abs_error_j_per_m2", highlight=(), title: str = "",
-                  vmax: float | None = None, cmap: str = "viridis", explained=None, colorbar: bool = True,
-                  legend: bool = True):
+def plot_kpca_map(
+    ax,
+    table: pd.DataFrame,
+    color_col: str = "abs_error_j_per_m2",
+    highlight=(),
+    title: str = "",
+    vmax: float | None = None,
+    cmap: str = "viridis",
+    explained=None,
+    colorbar: bool = True,
+    legend: bool = True,
+):
     """One point per slab at (kPC1, kPC2), coloured by ``color_col`` (grey when missing), marker = lattice;
     slabs of the ``highlight`` elements get a red edge and their element label at the group's centre."""
     import matplotlib.pyplot as plt
@@ -41,16 +50,31 @@ def plot_kpca_map(ax, table: pd.DataFrame, color_col: str = "abs_error_j_per_m2"
             if not s.any():
                 continue
             cols = [cm(norm(v)) if np.isfinite(v) else (0.75, 0.75, 0.75, 1.0) for v in c[s]]
-            ax.scatter(table["kpc1"][s], table["kpc2"][s], c=cols, marker=mk, s=34 if is_hl else 18,
-                       edgecolors="red" if is_hl else "none", linewidths=1.0 if is_hl else 0,
-                       alpha=0.9, zorder=3 if is_hl else 2)
+            ax.scatter(
+                table["kpc1"][s],
+                table["kpc2"][s],
+                c=cols,
+                marker=mk,
+                s=34 if is_hl else 18,
+                edgecolors="red" if is_hl else "none",
+                linewidths=1.0 if is_hl else 0,
+                alpha=0.9,
+                zorder=3 if is_hl else 2,
+            )
     offsets = [(5, 5), (5, -11), (-16, 5), (-16, -11), (8, 0), (-20, 0)]
     for k, el in enumerate(highlight):  # one label per element, at the median of its slabs
         s = table["element"] == el
         if s.any():
-            ax.annotate(el, (table.loc[s, "kpc1"].median(), table.loc[s, "kpc2"].median()), fontsize=9,
-                        color="red", fontweight="bold", xytext=offsets[k % len(offsets)], textcoords="offset points",
-                        zorder=4)
+            ax.annotate(
+                el,
+                (table.loc[s, "kpc1"].median(), table.loc[s, "kpc2"].median()),
+                fontsize=9,
+                color="red",
+                fontweight="bold",
+                xytext=offsets[k % len(offsets)],
+                textcoords="offset points",
+                zorder=4,
+            )
     xl, yl = "kPC1", "kPC2"
     if explained is not None:
         xl += f" ({100 * explained[0]:.0f}%)"
@@ -71,13 +95,20 @@ def plot_kpca_map(ax, table: pd.DataFrame, color_col: str = "abs_error_j_per_m2"
         ax.figure.colorbar(sm, ax=ax, label=r"|$\gamma$ error| (J/m$^2$)", extend="max", shrink=0.85)
     return ax
 
+
 def fig2_kpca_map(analysis, highlight=(), vmax: float | None = None, title: str = "", figsize=(7.2, 5.6)):
     """The map of one descriptor's analysis (one point per slab, colour |gamma error|)."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=figsize)
-    plot_kpca_map(ax, analysis.table, highlight=highlight, vmax=vmax,
-                  explained=analysis.kpca.explained_variance_ratio, title=title)
+    plot_kpca_map(
+        ax,
+        analysis.table,
+        highlight=highlight,
+        vmax=vmax,
+        explained=analysis.kpca.explained_variance_ratio,
+        title=title,
+    )
     return fig
 
 
@@ -89,8 +120,16 @@ def fig2_kpca_map_descriptors(analyses: dict, highlight=(), vmax: float | None =
     fig, axes = plt.subplots(1, len(names), figsize=(4.6 * len(names), 4.2), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
         r = analyses[name]
-        plot_kpca_map(ax, r.table, highlight=highlight, vmax=vmax, explained=r.kpca.explained_variance_ratio,
-                      title=name, colorbar=name == names[-1], legend=name == names[0])
+        plot_kpca_map(
+            ax,
+            r.table,
+            highlight=highlight,
+            vmax=vmax,
+            explained=r.kpca.explained_variance_ratio,
+            title=name,
+            colorbar=name == names[-1],
+            legend=name == names[0],
+        )
     fig.tight_layout()
     return fig
 
@@ -104,8 +143,9 @@ def fig2_ood_correlation(table: pd.DataFrame, corr: pd.DataFrame, descriptor: st
     for lat, mk in MARKERS.items():
         s = table["lattice"] == lat
         if s.any():
-            ax1.scatter(table.loc[s, "dist_bulk_set"], table.loc[s, "abs_error_j_per_m2"], marker=mk, s=16,
-                        alpha=0.7, label=lat)
+            ax1.scatter(
+                table.loc[s, "dist_bulk_set"], table.loc[s, "abs_error_j_per_m2"], marker=mk, s=16, alpha=0.7, label=lat
+            )
     ax1.set_xscale("log")
     ax1.set_xlabel(f"distance from the bulk set, 1 - max REMatch similarity ({descriptor})")
     ax1.set_ylabel(r"|$\gamma$ error| (J/m$^2$)")
@@ -128,14 +168,29 @@ def fig2_ood_correlation(table: pd.DataFrame, corr: pd.DataFrame, descriptor: st
 # ------------------------------------------------------------------------------------------------------------------
 # the chapter's tables and numbers
 
-MAP_COLUMNS = ["descriptor", "id", "element", "miller", "lattice", "spacegroup", "kpc1", "kpc2", "sim_own_bulk",
-               "sim_max_bulk", "dist_own_bulk", "dist_bulk_set", "abs_error_j_per_m2"]
+MAP_COLUMNS = [
+    "descriptor",
+    "id",
+    "element",
+    "miller",
+    "lattice",
+    "spacegroup",
+    "kpc1",
+    "kpc2",
+    "sim_own_bulk",
+    "sim_max_bulk",
+    "dist_own_bulk",
+    "dist_bulk_set",
+    "abs_error_j_per_m2",
+]
 
 
-def correlations(analyses: dict, error_model: str, own_errors: dict[str, pd.DataFrame], n_boot: int = 2000,
-                 seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+def correlations(
+    analyses: dict, error_model: str, own_errors: dict[str, pd.DataFrame], n_boot: int = 2000, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(rho of every descriptor against ``error_model``'s errors, rho of each model descriptor against its own
-    errors ``own_errors[name]`` (id, abs_error_j_per_m2)), from :func:`~uipbench.surfaces.out_of_domain.ood_correlations`."""
+    errors ``own_errors[name]`` (id, abs_error_j_per_m2)), from
+    :func:`~uipbench.surfaces.out_of_domain.ood_correlations`."""
     corr, own_corr = [], []
     for name, r in analyses.items():
         c = ood_correlations(r.table, n_boot=n_boot, seed=seed)
@@ -143,8 +198,7 @@ def correlations(analyses: dict, error_model: str, own_errors: dict[str, pd.Data
         corr.append(c)
         own = own_errors.get(name)
         if own is not None:
-            t = r.table.drop(columns="abs_error_j_per_m2").merge(own[["id", "abs_error_j_per_m2"]], on="id",
-                                                                  how="left")
+            t = r.table.drop(columns="abs_error_j_per_m2").merge(own[["id", "abs_error_j_per_m2"]], on="id", how="left")
             c = ood_correlations(t, n_boot=n_boot, seed=seed)
             c.insert(0, "descriptor", name)
             c.insert(1, "error_model", name)
@@ -165,22 +219,43 @@ def verdicts(analyses: dict, corr: pd.DataFrame) -> dict[str, str]:
     return {name: verdict(corr[corr.descriptor == name]) for name in analyses}
 
 
-def chapter_metrics(analyses: dict, corr: pd.DataFrame, own_corr: pd.DataFrame, *, slabs: pd.DataFrame,
-                    bulk: pd.DataFrame, bulk_structs: dict, meta: pd.DataFrame, main: str, settings: dict) -> dict:
+def chapter_metrics(
+    analyses: dict,
+    corr: pd.DataFrame,
+    own_corr: pd.DataFrame,
+    *,
+    slabs: pd.DataFrame,
+    bulk: pd.DataFrame,
+    bulk_structs: dict,
+    meta: pd.DataFrame,
+    main: str,
+    settings: dict,
+) -> dict:
     """The numbers of chapter 02 (``02_kpca_map_metrics.json``). ``settings``: the chapter's parameters to record
     (error model and protocol, kernel, SOAP settings, descriptor availability, error source)."""
     v = verdicts(analyses, corr)
 
     def by_descriptor(n, r):
         own = own_corr[own_corr.descriptor == n]
-        return {"explained_variance_kpc1": r.kpca.explained_variance_ratio[0],
-                "explained_variance_kpc2": r.kpca.explained_variance_ratio[1],
-                "min_eigenvalue_kernel": r.kpca.min_eigenvalue_uncentred,
-                "n_slabs": len(r.table), "n_descriptor_failures": len(r.failures),
-                "spearman": {row.variable: {"rho": row.rho, "ci_low": row.ci_low, "ci_high": row.ci_high,
-                                            "p_value": row.p_value, "n": row.n}
-                             for row in corr[corr.descriptor == n].itertuples()},
-                "verdict": v[n], "verdict_own_errors": verdict(own) if len(own) else None}
+        return {
+            "explained_variance_kpc1": r.kpca.explained_variance_ratio[0],
+            "explained_variance_kpc2": r.kpca.explained_variance_ratio[1],
+            "min_eigenvalue_kernel": r.kpca.min_eigenvalue_uncentred,
+            "n_slabs": len(r.table),
+            "n_descriptor_failures": len(r.failures),
+            "spearman": {
+                row.variable: {
+                    "rho": row.rho,
+                    "ci_low": row.ci_low,
+                    "ci_high": row.ci_high,
+                    "p_value": row.p_value,
+                    "n": row.n,
+                }
+                for row in corr[corr.descriptor == n].itertuples()
+            },
+            "verdict": v[n],
+            "verdict_own_errors": verdict(own) if len(own) else None,
+        }
 
     return {
         **settings,

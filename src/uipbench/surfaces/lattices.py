@@ -71,15 +71,23 @@ def standard_primitive(bulk, symprec: float = 0.1):
 
 
 def bulk_cells(slabs: pd.DataFrame) -> pd.DataFrame:
-    """Per slab: oriented bulk cell (:func:`uipbench.surfaces.bulk_references.oriented_bulk_cell`), its lattice, and its symmetrised
-    standardised primitive cell. Columns: id, bulk (Atoms or None), bulk_error, lattice, spacegroup_number,
-    spacegroup, symprec, bulk_primitive."""
+    """Per slab: oriented bulk cell (:func:`uipbench.surfaces.bulk_references.oriented_bulk_cell`), its lattice,
+    and its symmetrised standardised primitive cell. Columns: id, bulk (Atoms or None), bulk_error, lattice,
+    spacegroup_number, spacegroup, symprec, bulk_primitive."""
     from .bulk_references import oriented_bulk_cell
 
     rows = []
     for sid, atoms in zip(slabs["id"], slabs["atoms"]):
-        row = {"id": sid, "bulk": None, "bulk_error": "", "lattice": "unknown", "spacegroup_number": 0,
-               "spacegroup": "", "symprec": np.nan, "bulk_primitive": None}
+        row = {
+            "id": sid,
+            "bulk": None,
+            "bulk_error": "",
+            "lattice": "unknown",
+            "spacegroup_number": 0,
+            "spacegroup": "",
+            "symprec": np.nan,
+            "bulk_primitive": None,
+        }
         try:
             if atoms is None:
                 raise ValueError("slab not readable")
@@ -94,7 +102,6 @@ def bulk_cells(slabs: pd.DataFrame) -> pd.DataFrame:
             row["bulk_error"] = f"{type(exc).__name__}: {exc}"
         rows.append(row)
     return pd.DataFrame(rows)
-
 
 
 def bulk_reference_set(bulk: pd.DataFrame, elements: Sequence[str], include_mp: bool = True):

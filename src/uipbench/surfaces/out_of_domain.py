@@ -23,15 +23,24 @@ from .bootstrap import spearman_bootstrap
 from .kpca import KPCAResult, kernel_pca
 from .rematch import KernelResult, KernelSettings, rematch_kernel
 
-def ood_table(K_slab_bulk: np.ndarray, slab_ids: Sequence[str],
-              bulk_index_of_slab: Sequence[int | None]) -> pd.DataFrame:
-    """Per slab: similarity to its own bulk, max similarity over all bulk cells, and the distances 1 - s."""
-    own = np.array([K_slab_bulk[i, j] if j is not None and j >= 0 else np.nan
-                    for i, j in enumerate(bulk_index_of_slab)])
-    mx = K_slab_bulk.max(axis=1) if K_slab_bulk.shape[1] else np.full(len(slab_ids), np.nan)
-    return pd.DataFrame({"id": list(slab_ids), "sim_own_bulk": own, "sim_max_bulk": mx,
-                         "dist_own_bulk": 1.0 - own, "dist_bulk_set": 1.0 - mx})
 
+def ood_table(
+    K_slab_bulk: np.ndarray, slab_ids: Sequence[str], bulk_index_of_slab: Sequence[int | None]
+) -> pd.DataFrame:
+    """Per slab: similarity to its own bulk, max similarity over all bulk cells, and the distances 1 - s."""
+    own = np.array(
+        [K_slab_bulk[i, j] if j is not None and j >= 0 else np.nan for i, j in enumerate(bulk_index_of_slab)]
+    )
+    mx = K_slab_bulk.max(axis=1) if K_slab_bulk.shape[1] else np.full(len(slab_ids), np.nan)
+    return pd.DataFrame(
+        {
+            "id": list(slab_ids),
+            "sim_own_bulk": own,
+            "sim_max_bulk": mx,
+            "dist_own_bulk": 1.0 - own,
+            "dist_bulk_set": 1.0 - mx,
+        }
+    )
 
 
 @dataclass
@@ -45,9 +54,18 @@ class DescriptorAnalysis:
     seconds: dict  #: step -> wall seconds
 
 
-def analyse_descriptor(name: str, slabs: dict, bulks: dict, own_bulk: dict, store: ResultStore,
-                       settings: KernelSettings = KernelSettings(), backend: str = "process", n_workers: int = 2,
-                       block_size: int = 100, progress: bool = True) -> DescriptorAnalysis:
+def analyse_descriptor(
+    name: str,
+    slabs: dict,
+    bulks: dict,
+    own_bulk: dict,
+    store: ResultStore,
+    settings: KernelSettings = KernelSettings(),
+    backend: str = "process",
+    n_workers: int = 2,
+    block_size: int = 100,
+    progress: bool = True,
+) -> DescriptorAnalysis:
     """Descriptors -> slab kernel -> kPCA, and slab x bulk kernel -> out-of-domain table, for descriptor ``name``.
 
     ``slabs``/``bulks``: id -> Atoms (ordered); ``own_bulk``: slab id -> bulk id (or None). Slabs or bulk cells
@@ -57,10 +75,8 @@ def analyse_descriptor(name: str, slabs: dict, bulks: dict, own_bulk: dict, stor
 
     sec = {}
     t = time.perf_counter()
-    skeys, sfail, _ = D.compute_descriptors(name, slabs, store, backend=backend, n_workers=n_workers,
-                                            progress=progress)
-    bkeys, bfail, _ = D.compute_descriptors(name, bulks, store, backend=backend, n_workers=n_workers,
-                                            progress=progress)
+    skeys, sfail, _ = D.compute_descriptors(name, slabs, store, backend=backend, n_workers=n_workers, progress=progress)
+    bkeys, bfail, _ = D.compute_descriptors(name, bulks, store, backend=backend, n_workers=n_workers, progress=progress)
     sec["descriptors"] = time.perf_counter() - t
     failures = {**{f"slab {k}": v for k, v in sfail.items()}, **{f"bulk {k}": v for k, v in bfail.items()}}
     ids = [s for s in slabs if s in skeys]
@@ -71,8 +87,9 @@ def analyse_descriptor(name: str, slabs: dict, bulks: dict, own_bulk: dict, stor
     K = rematch_kernel([skeys[s] for s in ids], store, label=f"{name} slabs", **kw)
     sec["kernel"] = K.seconds
     kp = kernel_pca(K.matrix)
-    C = rematch_kernel([skeys[s] for s in ids], store, col_keys=[bkeys[b] for b in bids],
-                       label=f"{name} slabs x bulk", **kw)
+    C = rematch_kernel(
+        [skeys[s] for s in ids], store, col_keys=[bkeys[b] for b in bids], label=f"{name} slabs x bulk", **kw
+    )
     sec["cross_kernel"] = C.seconds
     col = {b: j for j, b in enumerate(bids)}
     own_idx = [col.get(own_bulk.get(s)) if own_bulk.get(s) is not None else None for s in ids]
@@ -82,8 +99,13 @@ def analyse_descriptor(name: str, slabs: dict, bulks: dict, own_bulk: dict, stor
     return DescriptorAnalysis(name, table, kp, K, C, failures, sec)
 
 
-def ood_correlations(table: pd.DataFrame, error_col: str = "abs_error_j_per_m2", n_boot: int = 2000,
-                     seed: int = 0, group_col: str | None = "element") -> pd.DataFrame:
+def ood_correlations(
+    table: pd.DataFrame,
+    error_col: str = "abs_error_j_per_m2",
+    n_boot: int = 2000,
+    seed: int = 0,
+    group_col: str | None = "element",
+) -> pd.DataFrame:
     """Spearman rho (bootstrap 95% CI) of the |error| with the distances from bulk and the kPCA coordinates.
 
     With ``group_col``, also ``<distance>|within element``: both the distance and the error minus their median
@@ -104,7 +126,6 @@ def ood_correlations(table: pd.DataFrame, error_col: str = "abs_error_j_per_m2",
     return pd.DataFrame(rows)
 
 
-
 def _verdict_one(r) -> tuple[str, str]:
     ci = f"Spearman rho = {r['rho']:.2f}, 95% CI [{r['ci_low']:.2f}, {r['ci_high']:.2f}], n = {int(r['n'])}"
     if not np.isfinite(r["rho"]):
@@ -121,11 +142,13 @@ def verdict(corr: pd.DataFrame, variable: str = "dist_bulk_set") -> str:
     the rank correlation of |error| with the distance from the bulk set, across all slabs and within elements."""
     c = corr.set_index("variable")
     word, ci = _verdict_one(c.loc[variable])
-    text = {"supported": "supported: larger distance from bulk goes with larger |error|",
-            "weakly supported": "weakly supported: larger distance from bulk goes with larger |error|",
-            "contradicted": "contradicted: larger distance from bulk goes with smaller |error|",
-            "not supported": "not supported: no significant rank correlation between distance from bulk and |error|",
-            "untestable": "not testable"}[word]
+    text = {
+        "supported": "supported: larger distance from bulk goes with larger |error|",
+        "weakly supported": "weakly supported: larger distance from bulk goes with larger |error|",
+        "contradicted": "contradicted: larger distance from bulk goes with smaller |error|",
+        "not supported": "not supported: no significant rank correlation between distance from bulk and |error|",
+        "untestable": "not testable",
+    }[word]
     out = f"{text} ({ci})"
     within = f"{variable}|within element"
     if within in c.index:
@@ -148,7 +171,44 @@ def claim_statement(corr: pd.DataFrame, variable: str = "dist_bulk_set") -> str:
     if overall in pos and within in pos:
         return "The data support the claim: |error| rises with the distance from bulk, also within elements."
     if overall in pos:
-        return ("The data support the claim only between elements: across all slabs |error| rises weakly with the "
-                "distance from bulk, but within an element the facets farther from bulk are not the worse ones "
-                f"(within elements: {within}).")
+        return (
+            "The data support the claim only between elements: across all slabs |error| rises weakly with the "
+            "distance from bulk, but within an element the facets farther from bulk are not the worse ones "
+            f"(within elements: {within})."
+        )
     return f"The data do not support the claim (all slabs: {overall}; within elements: {within})."
+
+
+def analyse_descriptors(
+    names, slabs: dict, bulks: dict, own_bulk: dict, store: ResultStore, meta: pd.DataFrame, **kw
+) -> tuple[dict, dict, dict]:
+    """:func:`analyse_descriptor` for each of ``names``; each table joined to ``meta`` (id, element, lattice,
+    error, ...). Returns (analyses with a kPCA, timings per descriptor, descriptor failures per descriptor)."""
+    results, timings, failures = {}, {}, {}
+    for name in names:
+        t0 = time.perf_counter()
+        a = analyse_descriptor(name, slabs, bulks, own_bulk, store, **kw)
+        timings[name] = {
+            **a.seconds,
+            "total": time.perf_counter() - t0,
+            "kernel_from_store": a.kernel.from_store if a.kernel else None,
+            "kernel_compute": a.kernel.compute_seconds if a.kernel else np.nan,
+            "cross_compute": a.cross.compute_seconds if a.cross else np.nan,
+        }
+        failures[name] = a.failures
+        if a.kpca is not None:
+            a.table = meta.merge(a.table, on="id", how="inner")
+            results[name] = a
+    return results, timings, failures
+
+
+def describe(a: DescriptorAnalysis) -> str:
+    """One line on an analysis: slabs, explained variance, smallest kernel eigenvalue, failures, kernel times."""
+    if a.kpca is None:
+        return f"{a.descriptor}: too few structures with features; failures: {len(a.failures)}"
+    return (
+        f"{a.descriptor}: {len(a.table)} slabs, explained variance "
+        f"{np.round(100 * a.kpca.explained_variance_ratio, 1)} %, min eigenvalue of K "
+        f"{a.kpca.min_eigenvalue_uncentred:.1e}, descriptor failures {len(a.failures)}; kernel "
+        f"{a.seconds['kernel']:.1f} s, slab x bulk {a.seconds['cross_kernel']:.1f} s"
+    )

@@ -68,8 +68,14 @@ def _reference_task(args: dict) -> dict:
     return out
 
 
-def references(slabs: pd.DataFrame, store: ResultStore, backend: str = "serial", n_workers: int = 1,
-               scheduler=None, progress: bool = True) -> pd.DataFrame:
+def references(
+    slabs: pd.DataFrame,
+    store: ResultStore,
+    backend: str = "serial",
+    n_workers: int = 1,
+    scheduler=None,
+    progress: bool = True,
+) -> pd.DataFrame:
     """Per-slab bulk references (OUC, MP match, DFT eps_bulk, reconstructed DFT slab energy), from the store.
 
     Columns: id, element, miller, n_atoms, area_a2, gamma_dft_j_per_m2, gamma_dft_ev_per_a2, ouc (Atoms or None),
@@ -83,19 +89,50 @@ def references(slabs: pd.DataFrame, store: ResultStore, backend: str = "serial",
         if r["atoms"] is None:
             keys.append(None)
             continue
-        key = make_key(kind="surface-reference", slab=structure_hash(r["atoms"]), element=r["element"],
-                       version=REFERENCE_VERSION)
+        key = make_key(
+            kind="surface-reference", slab=structure_hash(r["atoms"]), element=r["element"], version=REFERENCE_VERSION
+        )
         keys.append(key)
-        tasks.append(engine.Task(key=key, kind="surface-reference", model="", item=r["id"],
-                                 args={"slab": atoms_to_dict(r["atoms"]), "element": r["element"]}))
-    engine.run_tasks(_reference_task, tasks, store, backend=backend, n_workers=n_workers, scheduler=scheduler,
-                     desc="OUC + MP match", progress=progress)
+        tasks.append(
+            engine.Task(
+                key=key,
+                kind="surface-reference",
+                model="",
+                item=r["id"],
+                args={"slab": atoms_to_dict(r["atoms"]), "element": r["element"]},
+            )
+        )
+    engine.run_tasks(
+        _reference_task,
+        tasks,
+        store,
+        backend=backend,
+        n_workers=n_workers,
+        scheduler=scheduler,
+        desc="OUC + MP match",
+        progress=progress,
+    )
     rows = []
     for (_, r), key in zip(slabs.iterrows(), keys, strict=True):
-        row = dict(id=r["id"], element=r["element"], miller=r["miller"], n_atoms=r["n_atoms"], area_a2=r["area_a2"],
-                   gamma_dft_j_per_m2=r["gamma_j_per_m2"], gamma_dft_ev_per_a2=r["gamma_ev_per_a2"], ouc=None,
-                   ouc_found=False, n_ouc=0, ouc_tol=np.nan, matched=False, mp_ref_index=-1,
-                   eps_dft_ev_per_atom=np.nan, match_rms=np.nan, volume_ratio=np.nan, reason="")
+        row = dict(
+            id=r["id"],
+            element=r["element"],
+            miller=r["miller"],
+            n_atoms=r["n_atoms"],
+            area_a2=r["area_a2"],
+            gamma_dft_j_per_m2=r["gamma_j_per_m2"],
+            gamma_dft_ev_per_a2=r["gamma_ev_per_a2"],
+            ouc=None,
+            ouc_found=False,
+            n_ouc=0,
+            ouc_tol=np.nan,
+            matched=False,
+            mp_ref_index=-1,
+            eps_dft_ev_per_atom=np.nan,
+            match_rms=np.nan,
+            volume_ratio=np.nan,
+            reason="",
+        )
         rec = store.get(key, with_array=False) if key else None
         if key is None:
             row["reason"] = f"unreadable CIF: {r['parse_error']}"
@@ -107,11 +144,17 @@ def references(slabs: pd.DataFrame, store: ResultStore, backend: str = "serial",
                 row["reason"] = f"no OUC: {p['ouc_reason']}"
             else:
                 ouc = atoms_from_dict(p["ouc"])
-                row.update(ouc=ouc, ouc_found=True, n_ouc=len(ouc), ouc_tol=p.get("ouc_tol") or np.nan,
-                           matched=bool(p["matched"]), mp_ref_index=p["mp_ref_index"],
-                           eps_dft_ev_per_atom=p["eps_dft_ev_per_atom"] if p["matched"] else np.nan,
-                           match_rms=p["match_rms"] if p["matched"] else np.nan,
-                           volume_ratio=p["volume_ratio"] if p["matched"] else np.nan)
+                row.update(
+                    ouc=ouc,
+                    ouc_found=True,
+                    n_ouc=len(ouc),
+                    ouc_tol=p.get("ouc_tol") or np.nan,
+                    matched=bool(p["matched"]),
+                    mp_ref_index=p["mp_ref_index"],
+                    eps_dft_ev_per_atom=p["eps_dft_ev_per_atom"] if p["matched"] else np.nan,
+                    match_rms=p["match_rms"] if p["matched"] else np.nan,
+                    volume_ratio=p["volume_ratio"] if p["matched"] else np.nan,
+                )
                 if not p["matched"]:
                     row["reason"] = f"no MP match: {p['reason']}"
         rows.append(row)
@@ -154,8 +197,14 @@ def _static(model, slab: Atoms, ouc: Atoms) -> dict:
     _check_energy(e_slab, "slab")
     eps = e_ouc / len(ouc)
     area = slab_area(slab)
-    return {"eps_bulk_ev_per_atom": eps, "e_slab_ev": e_slab, "n_atoms": len(slab), "area_a2": area,
-            "gamma_j_per_m2": surface_energy_j_per_m2(e_slab, len(slab), eps, area), "model_seconds": model_seconds}
+    return {
+        "eps_bulk_ev_per_atom": eps,
+        "e_slab_ev": e_slab,
+        "n_atoms": len(slab),
+        "area_a2": area,
+        "gamma_j_per_m2": surface_energy_j_per_m2(e_slab, len(slab), eps, area),
+        "model_seconds": model_seconds,
+    }
 
 
 def _relaxed(model, slab: Atoms, ouc: Atoms, settings: dict) -> dict:
@@ -191,17 +240,33 @@ def _relaxed(model, slab: Atoms, ouc: Atoms, settings: dict) -> dict:
     area = slab_area(s)
     gamma = surface_energy_j_per_m2(e_slab, len(s), eps, area)
     if e_slab / len(s) < eps - 0.5 or gamma < -0.5:
-        raise FloatingPointError(f"exploding slab energy: {e_slab / len(s):.3f} eV/atom vs bulk {eps:.3f} eV/atom "
-                                 f"(gamma {gamma:.2f} J/m^2)")
+        raise FloatingPointError(
+            f"exploding slab energy: {e_slab / len(s):.3f} eV/atom vs bulk {eps:.3f} eV/atom (gamma {gamma:.2f} J/m^2)"
+        )
     lin = np.abs(np.linalg.eigvals(strain) - 1).max()
-    return {"eps_bulk_ev_per_atom": eps, "e_slab_ev": e_slab, "e_slab_unrelaxed_ev": e_start, "n_atoms": len(s),
-            "area_a2": area, "gamma_j_per_m2": gamma,
-            "bulk_steps": bulk_steps, "slab_steps": slab_steps, "max_strain": float(lin),
-            "volume_change": float(np.linalg.det(strain) - 1), "model_seconds": model_seconds}
+    return {
+        "eps_bulk_ev_per_atom": eps,
+        "e_slab_ev": e_slab,
+        "e_slab_unrelaxed_ev": e_start,
+        "n_atoms": len(s),
+        "area_a2": area,
+        "gamma_j_per_m2": gamma,
+        "bulk_steps": bulk_steps,
+        "slab_steps": slab_steps,
+        "max_strain": float(lin),
+        "volume_change": float(np.linalg.det(strain) - 1),
+        "model_seconds": model_seconds,
+    }
 
 
-def surface_tasks(refs: pd.DataFrame, slabs: pd.DataFrame, model: str, protocol: str,
-                  settings: dict | None = None, model_path: str | None = None) -> tuple[list[engine.Task], pd.Series]:
+def surface_tasks(
+    refs: pd.DataFrame,
+    slabs: pd.DataFrame,
+    model: str,
+    protocol: str,
+    settings: dict | None = None,
+    model_path: str | None = None,
+) -> tuple[list[engine.Task], pd.Series]:
     """Tasks for every slab with an OUC; returns (tasks, key per slab id: None where the slab cannot be evaluated)."""
     from ..models import weights_checksum
 
@@ -216,28 +281,66 @@ def surface_tasks(refs: pd.DataFrame, slabs: pd.DataFrame, model: str, protocol:
         if r["ouc"] is None or slab is None:
             keys[r["id"]] = None
             continue
-        key = make_key(kind=f"surface-{protocol}", model=model, weights=checksum, slab=structure_hash(slab),
-                       ouc=structure_hash(r["ouc"]), settings=settings, version=PROTOCOL_VERSION)
+        key = make_key(
+            kind=f"surface-{protocol}",
+            model=model,
+            weights=checksum,
+            slab=structure_hash(slab),
+            ouc=structure_hash(r["ouc"]),
+            settings=settings,
+            version=PROTOCOL_VERSION,
+        )
         keys[r["id"]] = key
-        tasks.append(engine.Task(key=key, kind=f"surface-{protocol}", model=model, item=r["id"],
-                                 args={"model": model, "model_path": model_path, "protocol": protocol,
-                                       "settings": settings, "slab": atoms_to_dict(slab),
-                                       "ouc": atoms_to_dict(r["ouc"])}))
+        tasks.append(
+            engine.Task(
+                key=key,
+                kind=f"surface-{protocol}",
+                model=model,
+                item=r["id"],
+                args={
+                    "model": model,
+                    "model_path": model_path,
+                    "protocol": protocol,
+                    "settings": settings,
+                    "slab": atoms_to_dict(slab),
+                    "ouc": atoms_to_dict(r["ouc"]),
+                },
+            )
+        )
     return tasks, pd.Series(keys, name="key")
 
 
-def run_surfaces(refs: pd.DataFrame, slabs: pd.DataFrame, model: str, protocol: str, store: ResultStore,
-                 backend: str = "serial", n_workers: int = 1, scheduler=None, settings: dict | None = None,
-                 model_path: str | None = None, progress: bool = True) -> tuple[engine.RunSummary, pd.Series]:
+def run_surfaces(
+    refs: pd.DataFrame,
+    slabs: pd.DataFrame,
+    model: str,
+    protocol: str,
+    store: ResultStore,
+    backend: str = "serial",
+    n_workers: int = 1,
+    scheduler=None,
+    settings: dict | None = None,
+    model_path: str | None = None,
+    progress: bool = True,
+) -> tuple[engine.RunSummary, pd.Series]:
     """Evaluate ``model`` with ``protocol`` on every slab of ``refs`` that has an OUC (stored; resumable)."""
     tasks, keys = surface_tasks(refs, slabs, model, protocol, settings, model_path)
-    summary = engine.run_tasks(evaluate, tasks, store, backend=backend, n_workers=n_workers, scheduler=scheduler,
-                               desc=f"{model} {protocol}", progress=progress)
+    summary = engine.run_tasks(
+        evaluate,
+        tasks,
+        store,
+        backend=backend,
+        n_workers=n_workers,
+        scheduler=scheduler,
+        desc=f"{model} {protocol}",
+        progress=progress,
+    )
     return summary, keys
 
 
-def results_table(refs: pd.DataFrame, store: ResultStore, keys_by_run: dict[tuple[str, str], pd.Series]
-                  ) -> pd.DataFrame:
+def results_table(
+    refs: pd.DataFrame, store: ResultStore, keys_by_run: dict[tuple[str, str], pd.Series]
+) -> pd.DataFrame:
     """Per-slab results, one row per (slab, model, protocol): DFT and model gamma, bulk and slab energies, status.
 
     ``status``: ``ok``, ``failed`` (evaluation error, ``reason`` says which) or ``not evaluated`` (no OUC, ...).
@@ -256,12 +359,23 @@ def results_table(refs: pd.DataFrame, store: ResultStore, keys_by_run: dict[tupl
         for _, r in refs.iterrows():
             key = keys.get(r["id"])
             key = key if isinstance(key, str) else None  # pandas may turn None into NaN
-            row = dict(id=r["id"], element=r["element"], miller=r["miller"], model=model, protocol=protocol,
-                       n_atoms=r["n_atoms"], gamma_dft_j_per_m2=r["gamma_dft_j_per_m2"],
-                       eps_dft_ev_per_atom=r["eps_dft_ev_per_atom"],
-                       e_slab_dft_ev_per_atom=r["e_slab_dft_ev_per_atom"], gamma_model_j_per_m2=np.nan,
-                       eps_model_ev_per_atom=np.nan, e_slab_model_ev_per_atom=np.nan, model_seconds=np.nan,
-                       status="not evaluated", reason=r["reason"] if key is None else "")
+            row = dict(
+                id=r["id"],
+                element=r["element"],
+                miller=r["miller"],
+                model=model,
+                protocol=protocol,
+                n_atoms=r["n_atoms"],
+                gamma_dft_j_per_m2=r["gamma_dft_j_per_m2"],
+                eps_dft_ev_per_atom=r["eps_dft_ev_per_atom"],
+                e_slab_dft_ev_per_atom=r["e_slab_dft_ev_per_atom"],
+                gamma_model_j_per_m2=np.nan,
+                eps_model_ev_per_atom=np.nan,
+                e_slab_model_ev_per_atom=np.nan,
+                model_seconds=np.nan,
+                status="not evaluated",
+                reason=r["reason"] if key is None else "",
+            )
             rec = recs.get(key) if key is not None else None
             if key is not None and rec is None:
                 row["reason"] = "not computed yet"
@@ -269,9 +383,13 @@ def results_table(refs: pd.DataFrame, store: ResultStore, keys_by_run: dict[tupl
                 row.update(status="failed", reason=rec.error)
             elif rec is not None:
                 p = rec.payload
-                row.update(status="ok", gamma_model_j_per_m2=p["gamma_j_per_m2"],
-                           eps_model_ev_per_atom=p["eps_bulk_ev_per_atom"],
-                           e_slab_model_ev_per_atom=p["e_slab_ev"] / p["n_atoms"], model_seconds=p["model_seconds"])
+                row.update(
+                    status="ok",
+                    gamma_model_j_per_m2=p["gamma_j_per_m2"],
+                    eps_model_ev_per_atom=p["eps_bulk_ev_per_atom"],
+                    e_slab_model_ev_per_atom=p["e_slab_ev"] / p["n_atoms"],
+                    model_seconds=p["model_seconds"],
+                )
                 if not r["matched"]:
                     row["reason"] = r["reason"]  # model gamma exists, DFT bulk energy does not
             rows.append(row)
@@ -287,8 +405,9 @@ def results_table(refs: pd.DataFrame, store: ResultStore, keys_by_run: dict[tupl
 # subsets
 
 
-def stratified_subset(df: pd.DataFrame, per_element: int, seed: int = 0, mask=None,
-                      limit: int | None = None) -> list[str]:
+def stratified_subset(
+    df: pd.DataFrame, per_element: int, seed: int = 0, mask=None, limit: int | None = None
+) -> list[str]:
     """Ids of up to ``per_element`` slabs of every element (lowest Miller-index sum first, ties seeded-random).
 
     ``df`` has ``id``, ``element``, ``miller`` (the slabs table or the references table); ``mask`` (boolean, same
@@ -299,18 +418,25 @@ def stratified_subset(df: pd.DataFrame, per_element: int, seed: int = 0, mask=No
     if mask is not None:
         df = df[np.asarray(mask, dtype=bool)]
     rng = np.random.default_rng(seed)
-    df = df.assign(_order=[sum(abs(int(c)) for c in parse_miller(m)) for m in df["miller"]],
-                   _tie=rng.random(len(df)))
-    picked = (df.sort_values(["element", "_order", "_tie"], kind="stable").groupby("element", sort=True)
-              .head(per_element))
+    df = df.assign(_order=[sum(abs(int(c)) for c in parse_miller(m)) for m in df["miller"]], _tie=rng.random(len(df)))
+    picked = (
+        df.sort_values(["element", "_order", "_tie"], kind="stable").groupby("element", sort=True).head(per_element)
+    )
     ids = picked.sort_values(["element", "_order", "_tie"], kind="stable")["id"].tolist()
     if limit is not None and len(ids) > limit:
         ids = [ids[int(i)] for i in np.linspace(0, len(ids) - 1, limit).round()]
     return sorted(ids, key=lambda i: parse_surface_id(i).index)
 
 
-def gamma_errors(slabs: pd.DataFrame, store: ResultStore, model: str, protocol: str = "static",
-                 backend: str = "serial", n_workers: int = 1, progress: bool = True) -> tuple[pd.DataFrame, dict]:
+def gamma_errors(
+    slabs: pd.DataFrame,
+    store: ResultStore,
+    model: str,
+    protocol: str = "static",
+    backend: str = "serial",
+    n_workers: int = 1,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, dict]:
     """|gamma_model - gamma_DFT| per slab of ``slabs`` (the :func:`uipbench.surfaces.slabs.load_slabs` table).
 
     The same references and evaluations as the surface-energy chapter (:func:`references`, :func:`run_surfaces`:
@@ -319,8 +445,7 @@ def gamma_errors(slabs: pd.DataFrame, store: ResultStore, model: str, protocol: 
     failures id -> reason of the others).
     """
     refs = references(slabs, store, backend=backend, n_workers=n_workers, progress=progress)
-    _, keys = run_surfaces(refs, slabs, model, protocol, store, backend=backend, n_workers=n_workers,
-                           progress=progress)
+    _, keys = run_surfaces(refs, slabs, model, protocol, store, backend=backend, n_workers=n_workers, progress=progress)
     res = results_table(refs, store, {(model, protocol): keys})
     ok = res["status"] == "ok"
     failures = dict(zip(res.loc[~ok, "id"], res.loc[~ok, "reason"], strict=True))

@@ -42,12 +42,14 @@ class KernelSettings:
         from dscribe.kernels import REMatchKernel
 
         # raw similarities; the normalisation by the self-similarities is applied once the matrix is assembled
-        return REMatchKernel(metric=self.metric, alpha=self.alpha, threshold=self.threshold, gamma=self.gamma,
-                             normalize_kernel=False)
+        return REMatchKernel(
+            metric=self.metric, alpha=self.alpha, threshold=self.threshold, gamma=self.gamma, normalize_kernel=False
+        )
 
 
 # ------------------------------------------------------------------------------------------------------------------
 # one block
+
 
 def _prepare(features: Sequence, settings: KernelSettings):
     """Stack per-structure features into one matrix (sparse if any is sparse), rows L2-normalised; offsets."""
@@ -65,8 +67,9 @@ def _prepare(features: Sequence, settings: KernelSettings):
     return x, offsets
 
 
-def raw_block(x_features: Sequence, y_features: Sequence | None, settings: KernelSettings,
-              symmetric: bool = False) -> np.ndarray:
+def raw_block(
+    x_features: Sequence, y_features: Sequence | None, settings: KernelSettings, symmetric: bool = False
+) -> np.ndarray:
     """Un-normalised REMatch similarities between the structures of ``x_features`` and ``y_features``.
 
     ``symmetric=True`` (``y_features`` None): only the upper triangle is computed and mirrored.
@@ -87,7 +90,7 @@ def raw_block(x_features: Sequence, y_features: Sequence | None, settings: Kerne
     out = np.zeros((n, m))
     for i in range(n):
         for j in range(i if symmetric else 0, m):
-            c = local[ox[i]:ox[i + 1], oy[j]:oy[j + 1]]
+            c = local[ox[i] : ox[i + 1], oy[j] : oy[j + 1]]
             if not c.any():  # species-resolved features of different elements: orthogonal, similarity 0
                 continue
             out[i, j] = kern.get_global_similarity(c)
@@ -122,7 +125,6 @@ def _block_task(args) -> tuple[dict, np.ndarray]:
     else:
         raise ValueError(mode)
     return {"mode": mode, "shape": list(a.shape)}, a
-
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -160,8 +162,9 @@ class _Block:
     side: str = ""  #: "rows" | "cols" for the normalisation factors of a rectangular kernel
 
 
-def _blocks(row_keys: list[str], col_keys: list[str] | None, settings: KernelSettings, block_size: int, store,
-            label: str) -> list[_Block]:
+def _blocks(
+    row_keys: list[str], col_keys: list[str] | None, settings: KernelSettings, block_size: int, store, label: str
+) -> list[_Block]:
     """The block tasks of the kernel: upper triangle when symmetric, else all blocks plus both self-similarities."""
     settings_d = asdict(settings)
 
@@ -182,8 +185,9 @@ def _blocks(row_keys: list[str], col_keys: list[str] | None, settings: KernelSet
     if not symmetric:  # normalisation factors of both sides
         for side, keys in (("rows", row_keys), ("cols", cols)):
             for bi, (s0, s1) in enumerate(_chunks(len(keys), block_size)):
-                out.append(_Block(task("diag", keys[s0:s1], None, f"{label} self {side} {bi}"), (s0, s1), (s0, s1),
-                                  side))
+                out.append(
+                    _Block(task("diag", keys[s0:s1], None, f"{label} self {side} {bi}"), (s0, s1), (s0, s1), side)
+                )
     return out
 
 
@@ -211,9 +215,18 @@ def _assemble(blocks: list[_Block], store: ResultStore, shape: tuple[int, int], 
     return K, dr, dc, seconds
 
 
-def rematch_kernel(row_keys: Sequence[str], store: ResultStore, settings: KernelSettings = KernelSettings(),
-                   col_keys: Sequence[str] | None = None, block_size: int = 100, backend: str = "serial",
-                   n_workers: int = 1, scheduler=None, progress: bool = True, label: str = "") -> KernelResult:
+def rematch_kernel(
+    row_keys: Sequence[str],
+    store: ResultStore,
+    settings: KernelSettings = KernelSettings(),
+    col_keys: Sequence[str] | None = None,
+    block_size: int = 100,
+    backend: str = "serial",
+    n_workers: int = 1,
+    scheduler=None,
+    progress: bool = True,
+    label: str = "",
+) -> KernelResult:
     """Normalised REMatch kernel between the structures whose descriptors are stored under ``row_keys`` (and
     ``col_keys``; None: the symmetric N x N kernel of ``row_keys``).
 
@@ -226,8 +239,16 @@ def rematch_kernel(row_keys: Sequence[str], store: ResultStore, settings: Kernel
     symmetric = col_keys is None
     col_list = row_keys if symmetric else list(col_keys)
     blocks = _blocks(row_keys, None if symmetric else col_list, settings, block_size, store, label)
-    summary = run_tasks(_block_task, [b.task for b in blocks], store, backend=backend, n_workers=n_workers,
-                        scheduler=scheduler, desc=f"REMatch {label}".strip(), progress=progress)
+    summary = run_tasks(
+        _block_task,
+        [b.task for b in blocks],
+        store,
+        backend=backend,
+        n_workers=n_workers,
+        scheduler=scheduler,
+        desc=f"REMatch {label}".strip(),
+        progress=progress,
+    )
     K, dr, dc, block_seconds = _assemble(blocks, store, (len(row_keys), len(col_list)), symmetric)
     K = K / np.sqrt(np.outer(dr, dc))
     if symmetric:

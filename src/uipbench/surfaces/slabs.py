@@ -20,6 +20,7 @@ from ase import Atoms
 from ..miller import miller_bravais_to_miller
 from ..units import EV_PER_A2_TO_J_PER_M2
 
+
 def load_slabs(data_dir=None) -> pd.DataFrame:
     """The 801 Materials Project slabs: the ``mp-surfaces`` table plus ``atoms`` (ASE Atoms) and ``parse_error``.
 
@@ -61,15 +62,17 @@ def slab_area(atoms: Atoms) -> float:
     return float(np.linalg.norm(np.cross(a, b)))
 
 
-
 def surface_energy_j_per_m2(e_slab_ev: float, n_atoms: int, eps_bulk_ev_per_atom: float, area_a2: float) -> float:
     """Surface energy gamma in J/m² = (E_slab - N eps_bulk) / (2 A): two surfaces per slab (energies in eV, A in Å²)."""
     return (e_slab_ev - n_atoms * eps_bulk_ev_per_atom) / (2.0 * area_a2) * EV_PER_A2_TO_J_PER_M2
 
 
 def atoms_to_dict(atoms: Atoms) -> dict:
-    return {"numbers": atoms.numbers.tolist(), "positions": atoms.positions.tolist(),
-            "cell": np.asarray(atoms.cell[:]).tolist()}
+    return {
+        "numbers": atoms.numbers.tolist(),
+        "positions": atoms.positions.tolist(),
+        "cell": np.asarray(atoms.cell[:]).tolist(),
+    }
 
 
 def atoms_from_dict(d: dict) -> Atoms:

@@ -18,9 +18,22 @@ from scipy import stats
 
 from .bootstrap import METRICS, bootstrap_metrics
 
-__all__ = ["METRICS", "bootstrap_metrics", "chapter_metrics", "coverage_table", "error_energy_correlation",
-           "fig1a_bulk_parity", "fig1b_slab_parity", "fig1c_gamma_parity", "fig1d_error_distributions",
-           "fig1e_error_vs_energy", "metrics_table", "metrics_with_intervals", "reason_category"]
+__all__ = [
+    "METRICS",
+    "bootstrap_metrics",
+    "chapter_metrics",
+    "coverage_table",
+    "error_energy_correlation",
+    "fig1a_bulk_parity",
+    "fig1b_slab_parity",
+    "fig1c_gamma_parity",
+    "fig1d_error_distributions",
+    "fig1e_error_vs_energy",
+    "metrics_table",
+    "metrics_with_intervals",
+    "reason_category",
+]
+
 
 def metrics_table(results: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """One row per (model, protocol): gamma metrics (J/m^2; MAPE in %) over the slabs evaluated ``ok``."""
@@ -39,12 +52,19 @@ def coverage_table(results: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (model, protocol), g in results.groupby(["model", "protocol"], sort=True):
         reasons = g.loc[g["status"] != "ok", "reason"].map(reason_category).value_counts()
-        rows.append({"model": model, "protocol": protocol, "selected": len(g), "ok": int((g["status"] == "ok").sum()),
-                     "failed": int((g["status"] == "failed").sum()),
-                     "not_evaluated": int((g["status"] == "not evaluated").sum()),
-                     "fraction_ok": float((g["status"] == "ok").mean()),
-                     "with_dft_bulk": int(((g["status"] == "ok") & g["eps_dft_ev_per_atom"].notna()).sum()),
-                     "reasons": "; ".join(f"{k}: {v}" for k, v in reasons.items())})
+        rows.append(
+            {
+                "model": model,
+                "protocol": protocol,
+                "selected": len(g),
+                "ok": int((g["status"] == "ok").sum()),
+                "failed": int((g["status"] == "failed").sum()),
+                "not_evaluated": int((g["status"] == "not evaluated").sum()),
+                "fraction_ok": float((g["status"] == "ok").mean()),
+                "with_dft_bulk": int(((g["status"] == "ok") & g["eps_dft_ev_per_atom"].notna()).sum()),
+                "reasons": "; ".join(f"{k}: {v}" for k, v in reasons.items()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -70,10 +90,26 @@ def error_energy_correlation(results: pd.DataFrame) -> pd.DataFrame:
             continue
         for x in ("eps_dft_ev_per_atom", "e_slab_dft_ev_per_atom"):
             for y in ("error_j_per_m2", "abs_error_j_per_m2"):
-                rows.append({"model": model, "protocol": protocol, "x": x, "y": y, "n": len(g),
-                             "pearson": float(stats.pearsonr(g[x], g[y]).statistic),
-                             "spearman": float(stats.spearmanr(g[x], g[y]).statistic)})
+                rows.append(
+                    {
+                        "model": model,
+                        "protocol": protocol,
+                        "x": x,
+                        "y": y,
+                        "n": len(g),
+                        "pearson": float(stats.pearsonr(g[x], g[y]).statistic),
+                        "spearman": float(stats.spearmanr(g[x], g[y]).statistic),
+                    }
+                )
     return pd.DataFrame(rows)
+
+
+#: columns of ``surfaces_gamma_results.csv`` (every slab, model, protocol) and of the Fig. 1c table (ok rows)
+GAMMA_RESULT_COLUMNS = ["id", "element", "miller", "model", "protocol", "status", "reason", "n_atoms",
+                        "gamma_dft_j_per_m2", "gamma_model_j_per_m2", "error_j_per_m2", "abs_error_j_per_m2",
+                        "eps_dft_ev_per_atom", "eps_model_ev_per_atom", "e_slab_dft_ev_per_atom",
+                        "e_slab_model_ev_per_atom"]  # fmt: skip
+FIG1C_COLUMNS = ["id", "element", "miller", "model", "protocol", "gamma_dft_j_per_m2", "gamma_model_j_per_m2"]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -96,32 +132,59 @@ def _parity(ax, x, y, label_x, label_y, title, color="tab:blue", text=None):
     ax.set_ylabel(label_y)
     ax.set_title(title, fontsize=10)
     if text:
-        ax.text(0.04, 0.96, text, transform=ax.transAxes, va="top", fontsize=8,
-                bbox=dict(boxstyle="round", fc="white", ec="0.8", alpha=0.9))
+        ax.text(
+            0.04,
+            0.96,
+            text,
+            transform=ax.transAxes,
+            va="top",
+            fontsize=8,
+            bbox=dict(boxstyle="round", fc="white", ec="0.8", alpha=0.9),
+        )
 
 
 def _grid(n_rows: int, n_cols: int, size: float = 3.3):
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(size * n_cols + 0.4, size * n_rows + 0.3), squeeze=False,
-                             constrained_layout=True)
+    fig, axes = plt.subplots(
+        n_rows, n_cols, figsize=(size * n_cols + 0.4, size * n_rows + 0.3), squeeze=False, constrained_layout=True
+    )
     return fig, axes
 
 
-def _energy_parity(results: pd.DataFrame, protocol: str, exclude: tuple[str, ...], quantity: str, xlabel: str,
-                   what: str, color: str | None = None):
+def _energy_parity(
+    results: pd.DataFrame,
+    protocol: str,
+    exclude: tuple[str, ...],
+    quantity: str,
+    xlabel: str,
+    what: str,
+    color: str | None = None,
+):
     """One parity panel per model of ``<quantity>_model_ev_per_atom`` against ``<quantity>_dft_ev_per_atom``."""
     dft, model = f"{quantity}_dft_ev_per_atom", f"{quantity}_model_ev_per_atom"
-    d = results[(results["protocol"] == protocol) & (results["status"] == "ok")
-                & results[dft].notna() & ~results["model"].isin(exclude)]
+    d = results[
+        (results["protocol"] == protocol)
+        & (results["status"] == "ok")
+        & results[dft].notna()
+        & ~results["model"].isin(exclude)
+    ]
     models = sorted(d["model"].unique())
     fig, axes = _grid(1, max(1, len(models)))
     extra = {"color": color} if color else {}
     for ax, m in zip(axes[0], models, strict=False):
         g = d[d["model"] == m]
         err = g[model] - g[dft]
-        _parity(ax, g[dft], g[model], xlabel, f"{m} / eV atom$^{{-1}}$", f"{m}: {what}, {protocol}",
-                text=f"n = {len(g)}\nMAE = {1000 * err.abs().mean():.0f} meV/atom", **extra)
+        _parity(
+            ax,
+            g[dft],
+            g[model],
+            xlabel,
+            f"{m} / eV atom$^{{-1}}$",
+            f"{m}: {what}, {protocol}",
+            text=f"n = {len(g)}\nMAE = {1000 * err.abs().mean():.0f} meV/atom",
+            **extra,
+        )
     return fig
 
 
@@ -133,8 +196,9 @@ def fig1a_bulk_parity(results: pd.DataFrame, protocol: str = "static", exclude: 
 
 def fig1b_slab_parity(results: pd.DataFrame, protocol: str = "static", exclude: tuple[str, ...] = ()):
     """Model vs reconstructed DFT slab energy per atom, one panel per model."""
-    return _energy_parity(results, protocol, exclude, "e_slab", "DFT slab (reconstructed) / eV atom$^{-1}$",
-                          "slab", color="tab:green")
+    return _energy_parity(
+        results, protocol, exclude, "e_slab", "DFT slab (reconstructed) / eV atom$^{-1}$", "slab", color="tab:green"
+    )
 
 
 def fig1c_gamma_parity(results: pd.DataFrame, metrics: pd.DataFrame | None = None):
@@ -151,11 +215,17 @@ def fig1c_gamma_parity(results: pd.DataFrame, metrics: pd.DataFrame | None = Non
                 row = metrics[(metrics["model"] == m) & (metrics["protocol"] == p)]
                 if len(row):
                     r = row.iloc[0]
-                    text += (f"\nMAE = {r['mae']:.3f} J/m$^2$\nMSE = {r['mse']:+.3f}\n"
-                             f"$\\rho_s$ = {r['spearman']:.2f}")
-            _parity(axes[i][j], g["gamma_dft_j_per_m2"], g["gamma_model_j_per_m2"],
-                    "$\\gamma$ DFT / J m$^{-2}$", "$\\gamma$ model / J m$^{-2}$", f"{m}, {p}",
-                    color=_PROTOCOL_COLORS.get(p, "tab:blue"), text=text)
+                    text += f"\nMAE = {r['mae']:.3f} J/m$^2$\nMSE = {r['mse']:+.3f}\n$\\rho_s$ = {r['spearman']:.2f}"
+            _parity(
+                axes[i][j],
+                g["gamma_dft_j_per_m2"],
+                g["gamma_model_j_per_m2"],
+                "$\\gamma$ DFT / J m$^{-2}$",
+                "$\\gamma$ model / J m$^{-2}$",
+                f"{m}, {p}",
+                color=_PROTOCOL_COLORS.get(p, "tab:blue"),
+                text=text,
+            )
     return fig
 
 
@@ -164,8 +234,12 @@ def fig1d_error_distributions(results: pd.DataFrame):
     import matplotlib.pyplot as plt
 
     d = results[results["status"] == "ok"]
-    groups = [(m, p) for m in sorted(d["model"].unique()) for p in ("static", "relaxed")
-              if len(d[(d["model"] == m) & (d["protocol"] == p)])]
+    groups = [
+        (m, p)
+        for m in sorted(d["model"].unique())
+        for p in ("static", "relaxed")
+        if len(d[(d["model"] == m) & (d["protocol"] == p)])
+    ]
     data = [d[(d["model"] == m) & (d["protocol"] == p)]["error_j_per_m2"].to_numpy() for m, p in groups]
     labels = [f"{m}\n{p}" for m, p in groups]
     fig, axes = plt.subplots(2, 1, figsize=(max(6.0, 1.3 * len(groups)), 7.5), sharex=True, constrained_layout=True)
@@ -186,22 +260,38 @@ def fig1d_error_distributions(results: pd.DataFrame):
 
 def fig1e_error_vs_energy(results: pd.DataFrame, corr: pd.DataFrame, protocol: str = "static"):
     """gamma error against the DFT bulk energy per atom and the reconstructed DFT slab energy per atom."""
-    d = results[(results["protocol"] == protocol) & (results["status"] == "ok") & results["eps_dft_ev_per_atom"].notna()]
+    d = results[
+        (results["protocol"] == protocol) & (results["status"] == "ok") & results["eps_dft_ev_per_atom"].notna()
+    ]
     models = sorted(d["model"].unique())
     fig, axes = _grid(2, max(1, len(models)))
     for j, m in enumerate(models):
         g = d[d["model"] == m]
-        for i, (x, lab) in enumerate((("eps_dft_ev_per_atom", "DFT bulk energy / eV atom$^{-1}$"),
-                                      ("e_slab_dft_ev_per_atom", "DFT slab energy (reconstr.) / eV atom$^{-1}$"))):
+        for i, (x, lab) in enumerate(
+            (
+                ("eps_dft_ev_per_atom", "DFT bulk energy / eV atom$^{-1}$"),
+                ("e_slab_dft_ev_per_atom", "DFT slab energy (reconstr.) / eV atom$^{-1}$"),
+            )
+        ):
             ax = axes[i][j]
             ax.scatter(g[x], g["error_j_per_m2"], s=9, alpha=0.6, edgecolor="none")
             ax.axhline(0, color="k", lw=0.8, ls="--")
-            c = corr[(corr["model"] == m) & (corr["protocol"] == protocol) & (corr["x"] == x)
-                     & (corr["y"] == "error_j_per_m2")]
+            c = corr[
+                (corr["model"] == m)
+                & (corr["protocol"] == protocol)
+                & (corr["x"] == x)
+                & (corr["y"] == "error_j_per_m2")
+            ]
             if len(c):
-                ax.text(0.04, 0.96, f"Pearson {c.iloc[0]['pearson']:+.2f}\nSpearman {c.iloc[0]['spearman']:+.2f}",
-                        transform=ax.transAxes, va="top", fontsize=8,
-                        bbox=dict(boxstyle="round", fc="white", ec="0.8", alpha=0.9))
+                ax.text(
+                    0.04,
+                    0.96,
+                    f"Pearson {c.iloc[0]['pearson']:+.2f}\nSpearman {c.iloc[0]['spearman']:+.2f}",
+                    transform=ax.transAxes,
+                    va="top",
+                    fontsize=8,
+                    bbox=dict(boxstyle="round", fc="white", ec="0.8", alpha=0.9),
+                )
             ax.set_xlabel(lab)
             ax.set_ylabel("$\\gamma$ error / J m$^{-2}$")
             ax.set_title(f"{m}, {protocol}", fontsize=10)
@@ -214,13 +304,24 @@ def fig1e_error_vs_energy(results: pd.DataFrame, corr: pd.DataFrame, protocol: s
 
 def _by_run(table: pd.DataFrame) -> dict:
     """``model/protocol`` -> the row's other columns."""
-    return {f"{r['model']}/{r['protocol']}": {k: r[k] for k in table.columns if k not in ("model", "protocol")}
-            for _, r in table.iterrows()}
+    return {
+        f"{r['model']}/{r['protocol']}": {k: r[k] for k in table.columns if k not in ("model", "protocol")}
+        for _, r in table.iterrows()
+    }
 
 
-def chapter_metrics(refs: pd.DataFrame, results: pd.DataFrame, coverage: pd.DataFrame, metrics: pd.DataFrame,
-                    metrics_paired: pd.DataFrame, corr: pd.DataFrame, run_models: list[str],
-                    skipped_models: dict[str, str], relaxed_ids: list[str], other_scale: tuple[str, ...]) -> dict:
+def chapter_metrics(
+    refs: pd.DataFrame,
+    results: pd.DataFrame,
+    coverage: pd.DataFrame,
+    metrics: pd.DataFrame,
+    metrics_paired: pd.DataFrame,
+    corr: pd.DataFrame,
+    run_models: list[str],
+    skipped_models: dict[str, str],
+    relaxed_ids: list[str],
+    other_scale: tuple[str, ...],
+) -> dict:
     """The numbers of chapter 01 (``01_surface_energies_metrics.json``): OUC and MP coverage, evaluated fractions,
     gamma metrics (all slabs and the relaxed subset), bulk and slab energy MAE, error-energy correlations."""
     ok = results[(results["status"] == "ok") & results["eps_dft_ev_per_atom"].notna()]
@@ -234,16 +335,27 @@ def chapter_metrics(refs: pd.DataFrame, results: pd.DataFrame, coverage: pd.Data
         "models_run": run_models,
         "models_unavailable": skipped_models,
         "relaxed_subset_size": len(relaxed_ids),
-        "coverage": {f"{r.model}/{r.protocol}": {"selected": r.selected, "ok": r.ok, "failed": r.failed,
-                                                  "not_evaluated": r.not_evaluated} for r in coverage.itertuples()},
+        "coverage": {
+            f"{r.model}/{r.protocol}": {
+                "selected": r.selected,
+                "ok": r.ok,
+                "failed": r.failed,
+                "not_evaluated": r.not_evaluated,
+            }
+            for r in coverage.itertuples()
+        },
         "gamma_metrics_j_per_m2": _by_run(metrics),
         "gamma_metrics_relaxed_subset_j_per_m2": _by_run(metrics_paired),
-        "bulk_mae_ev_per_atom": {m: float(g["bulk_error_ev_per_atom"].abs().mean())
-                                 for m, g in static.groupby("model")},
-        "slab_mae_ev_per_atom": {m: float(g["slab_error_ev_per_atom"].abs().mean())
-                                 for m, g in static.groupby("model")},
-        "error_vs_energy": {f"{r.model}/{r.protocol}/{r.x}/{r.y}": {"pearson": r.pearson, "spearman": r.spearman,
-                                                                     "n": r.n} for r in corr.itertuples()},
+        "bulk_mae_ev_per_atom": {
+            m: float(g["bulk_error_ev_per_atom"].abs().mean()) for m, g in static.groupby("model")
+        },
+        "slab_mae_ev_per_atom": {
+            m: float(g["slab_error_ev_per_atom"].abs().mean()) for m, g in static.groupby("model")
+        },
+        "error_vs_energy": {
+            f"{r.model}/{r.protocol}/{r.x}/{r.y}": {"pearson": r.pearson, "spearman": r.spearman, "n": r.n}
+            for r in corr.itertuples()
+        },
     }
 
 

@@ -65,8 +65,9 @@ class AtomRefFit:
         return np.asarray(energies, dtype=float) - self.predict(compositions)
 
 
-def fit_atomref(compositions: Sequence, energies, intensive: bool = True,
-                elements: Sequence[str] | None = None) -> AtomRefFit:
+def fit_atomref(
+    compositions: Sequence, energies, intensive: bool = True, elements: Sequence[str] | None = None
+) -> AtomRefFit:
     """Least-squares per-element references, CHGNet's way (pseudo-inverse of the feature matrix).
 
     ``intensive=True``: ``energies`` are eV/atom and features are element fractions (CHGNet's convention).
@@ -109,8 +110,9 @@ class CVResult:
         return s.value_counts().sort_index()
 
 
-def cross_validate_atomref(compositions: Sequence, energies, n_splits: int = 5, seed: int = 0,
-                           intensive: bool = True, index=None) -> CVResult:
+def cross_validate_atomref(
+    compositions: Sequence, energies, n_splits: int = 5, seed: int = 0, intensive: bool = True, index=None
+) -> CVResult:
     """k-fold (shuffled, seeded) out-of-fold AtomRef references for every compound.
 
     Each compound's reference energy comes from a fit that never saw it. A compound whose elements include one
@@ -138,8 +140,10 @@ def cross_validate_atomref(compositions: Sequence, energies, n_splits: int = 5, 
         for i, u in zip(te, unseen):
             unseen_col[i] = " ".join(u)
         missing[k] = element_order({e for u in unseen for e in u})
-    pred = pd.DataFrame({"fold": fold, "reference_energy": ref, "unseen_elements": unseen_col},
-                        index=index if index is not None else pd.RangeIndex(n))
+    pred = pd.DataFrame(
+        {"fold": fold, "reference_energy": ref, "unseen_elements": unseen_col},
+        index=index if index is not None else pd.RangeIndex(n),
+    )
     return CVResult(predictions=pred, fits=fits, missing_by_fold=missing)
 
 

@@ -23,13 +23,19 @@ from .energy_shift_report import stats_label
 #: scaled-energy parities: name -> (r2SCAN column, GGA/GGA+U column) of :func:`scaled_energies`
 CHOICES = {
     "raw total energies (no AtomRef)": ("e_r2scan_ev_per_atom", "e_gga_ev_per_atom"),
-    "AtomRef refit per functional (held-out, 5-fold)": ("scaled_r2scan_refit_cv_ev_per_atom",
-                                                        "scaled_gga_refit_cv_ev_per_atom"),
-    "CHGNet AtomRefs (MPtrj for GGA, MP-r2SCAN for r2SCAN)": ("scaled_r2scan_chgnet_mpr2scan_ev_per_atom",
-                                                              "scaled_gga_chgnet_mptrj_ev_per_atom"),
+    "AtomRef refit per functional (held-out, 5-fold)": (
+        "scaled_r2scan_refit_cv_ev_per_atom",
+        "scaled_gga_refit_cv_ev_per_atom",
+    ),
+    "CHGNet AtomRefs (MPtrj for GGA, MP-r2SCAN for r2SCAN)": (
+        "scaled_r2scan_chgnet_mpr2scan_ev_per_atom",
+        "scaled_gga_chgnet_mptrj_ev_per_atom",
+    ),
     # control: the GGA AtomRef subtracted from r2SCAN energies too (the wrong reference for the target)
-    "CHGNet MPtrj AtomRef for both functionals": ("scaled_r2scan_chgnet_mptrj_ev_per_atom",
-                                                  "scaled_gga_chgnet_mptrj_ev_per_atom"),
+    "CHGNet MPtrj AtomRef for both functionals": (
+        "scaled_r2scan_chgnet_mptrj_ev_per_atom",
+        "scaled_gga_chgnet_mptrj_ev_per_atom",
+    ),
 }
 _BOX = dict(facecolor="white", edgecolor="0.8", alpha=0.9)
 
@@ -40,18 +46,21 @@ def scaled_energies(data: pd.DataFrame, cv: dict, mptrj: pd.Series, mpr2: pd.Ser
     comps = list(data["composition"])
     e_gga, e_r2 = data["e_gga_ev_per_atom"].to_numpy(), data["e_r2scan_ev_per_atom"].to_numpy()
     chg_gga, chg_r2 = AtomRefFit(references=mptrj.dropna()), AtomRefFit(references=mpr2.dropna())
-    return pd.DataFrame({
-        "formula": data["formula"],
-        "e_gga_ev_per_atom": e_gga,
-        "e_r2scan_ev_per_atom": e_r2,
-        "scaled_gga_refit_cv_ev_per_atom": e_gga - cv["gga"].predictions["reference_energy"],
-        "scaled_r2scan_refit_cv_ev_per_atom": e_r2 - cv["r2scan"].predictions["reference_energy"],
-        "scaled_gga_chgnet_mptrj_ev_per_atom": chg_gga.scaled(comps, e_gga),
-        "scaled_r2scan_chgnet_mpr2scan_ev_per_atom": chg_r2.scaled(comps, e_r2),
-        "scaled_r2scan_chgnet_mptrj_ev_per_atom": chg_gga.scaled(comps, e_r2),
-        "cv_fold": cv["gga"].predictions["fold"],
-        "unseen_elements": cv["gga"].predictions["unseen_elements"],
-    }, index=data.index)
+    return pd.DataFrame(
+        {
+            "formula": data["formula"],
+            "e_gga_ev_per_atom": e_gga,
+            "e_r2scan_ev_per_atom": e_r2,
+            "scaled_gga_refit_cv_ev_per_atom": e_gga - cv["gga"].predictions["reference_energy"],
+            "scaled_r2scan_refit_cv_ev_per_atom": e_r2 - cv["r2scan"].predictions["reference_energy"],
+            "scaled_gga_chgnet_mptrj_ev_per_atom": chg_gga.scaled(comps, e_gga),
+            "scaled_r2scan_chgnet_mpr2scan_ev_per_atom": chg_r2.scaled(comps, e_r2),
+            "scaled_r2scan_chgnet_mptrj_ev_per_atom": chg_gga.scaled(comps, e_r2),
+            "cv_fold": cv["gga"].predictions["fold"],
+            "unseen_elements": cv["gga"].predictions["unseen_elements"],
+        },
+        index=data.index,
+    )
 
 
 def fig2b_atomref_choices(scaled: pd.DataFrame, corr_stats: dict):
@@ -76,11 +85,13 @@ def fig2b_atomref_choices(scaled: pd.DataFrame, corr_stats: dict):
 def reference_table(fit: dict, mptrj: pd.Series, mpr2: pd.Series) -> pd.DataFrame:
     """Per element: compounds, the references refitted per functional (``fit``: name -> AtomRefFit), their
     difference, and CHGNet's built-in references and difference (eV/atom)."""
-    refs = pd.DataFrame({
-        "n_compounds": fit["gga"].counts,
-        "mu_gga_refit_ev_per_atom": fit["gga"].references,
-        "mu_r2scan_refit_ev_per_atom": fit["r2scan"].references,
-    })
+    refs = pd.DataFrame(
+        {
+            "n_compounds": fit["gga"].counts,
+            "mu_gga_refit_ev_per_atom": fit["gga"].references,
+            "mu_r2scan_refit_ev_per_atom": fit["r2scan"].references,
+        }
+    )
     refs["delta_refit_ev_per_atom"] = refs["mu_r2scan_refit_ev_per_atom"] - refs["mu_gga_refit_ev_per_atom"]
     refs["mu_chgnet_mptrj_ev_per_atom"] = mptrj.reindex(refs.index)
     refs["mu_chgnet_mpr2scan_ev_per_atom"] = mpr2.reindex(refs.index)
@@ -93,9 +104,11 @@ def fig_atomref_periodic_table(refs: pd.DataFrame):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(3, 1, figsize=(10, 16))
-    panels = [("mu_gga_refit_ev_per_atom", "GGA/GGA+U AtomRef, refit (eV/atom)"),
-              ("mu_r2scan_refit_ev_per_atom", "r$^2$SCAN AtomRef, refit (eV/atom)"),
-              ("delta_refit_ev_per_atom", "r$^2$SCAN - GGA/GGA+U AtomRef (eV/atom)")]
+    panels = [
+        ("mu_gga_refit_ev_per_atom", "GGA/GGA+U AtomRef, refit (eV/atom)"),
+        ("mu_r2scan_refit_ev_per_atom", "r$^2$SCAN AtomRef, refit (eV/atom)"),
+        ("delta_refit_ev_per_atom", "r$^2$SCAN - GGA/GGA+U AtomRef (eV/atom)"),
+    ]
     for ax, (col, label) in zip(axes, panels, strict=True):
         periodic_table_heatmap(refs[col].to_dict(), ax=ax, cmap="viridis", center=None, fmt="{:.1f}", label=label)
     return fig
@@ -103,12 +116,21 @@ def fig_atomref_periodic_table(refs: pd.DataFrame):
 
 #: refit-vs-CHGNet comparisons: key -> (CHGNet column, refit column, panel title)
 _REF_PANELS = {
-    "r2scan_refit_vs_chgnet_mpr2scan": ("mu_chgnet_mpr2scan_ev_per_atom", "mu_r2scan_refit_ev_per_atom",
-                                        "r$^2$SCAN: refit vs CHGNet MP-r$^2$SCAN"),
-    "gga_refit_vs_chgnet_mptrj": ("mu_chgnet_mptrj_ev_per_atom", "mu_gga_refit_ev_per_atom",
-                                  "GGA/GGA+U: refit vs CHGNet MPtrj"),
-    "delta_refit_vs_delta_chgnet": ("delta_chgnet_ev_per_atom", "delta_refit_ev_per_atom",
-                                    "shift r$^2$SCAN - GGA: refit vs CHGNet"),
+    "r2scan_refit_vs_chgnet_mpr2scan": (
+        "mu_chgnet_mpr2scan_ev_per_atom",
+        "mu_r2scan_refit_ev_per_atom",
+        "r$^2$SCAN: refit vs CHGNet MP-r$^2$SCAN",
+    ),
+    "gga_refit_vs_chgnet_mptrj": (
+        "mu_chgnet_mptrj_ev_per_atom",
+        "mu_gga_refit_ev_per_atom",
+        "GGA/GGA+U: refit vs CHGNet MPtrj",
+    ),
+    "delta_refit_vs_delta_chgnet": (
+        "delta_chgnet_ev_per_atom",
+        "delta_refit_ev_per_atom",
+        "shift r$^2$SCAN - GGA: refit vs CHGNet",
+    ),
 }
 
 
@@ -130,8 +152,15 @@ def fig_atomref_vs_chgnet(both: pd.DataFrame, cmp_stats: dict):
         ax.plot([lo, hi], [lo, hi], color="0.5", ls="--", lw=0.8)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("CHGNet built-in (eV/atom)")
-        ax.text(0.03, 0.97, stats_label(s) + f"\nMAE = {s['mae']:.2f} eV/atom", transform=ax.transAxes,
-                va="top", fontsize=8, bbox=_BOX)
+        ax.text(
+            0.03,
+            0.97,
+            stats_label(s) + f"\nMAE = {s['mae']:.2f} eV/atom",
+            transform=ax.transAxes,
+            va="top",
+            fontsize=8,
+            bbox=_BOX,
+        )
         for el in both.index[(both[yc] - both[xc]).abs() > 2.5]:
             ax.annotate(el, (both.loc[el, xc], both.loc[el, yc]), fontsize=7)
     axes[0].set_ylabel("refit on 974 compounds (eV/atom)")
@@ -145,8 +174,10 @@ def matpes_pairs(paired: pd.DataFrame, refs: pd.DataFrame, mptrj: pd.Series, mpr
     pairs = paired.join(refs[["delta_refit_ev_per_atom", "n_compounds"]], how="left")
     pairs["delta_chgnet_ev_per_atom"] = (mpr2 - mptrj).reindex(pairs.index)  # defined for every element CHGNet has
     pe_stats = regression_stats(pairs["e_r2scan_ev_per_atom"], pairs["e_pbe_ev_per_atom"])
-    shift_stats = {f"matpes_shift_vs_{d}": regression_stats(pairs["shift_ev_per_atom"], pairs[f"{d}_ev_per_atom"])
-                   for d in ("delta_refit", "delta_chgnet")}
+    shift_stats = {
+        f"matpes_shift_vs_{d}": regression_stats(pairs["shift_ev_per_atom"], pairs[f"{d}_ev_per_atom"])
+        for d in ("delta_refit", "delta_chgnet")
+    }
     return pairs, pe_stats, shift_stats
 
 
@@ -165,11 +196,18 @@ def fig_matpes_elemental_shift(pairs: pd.DataFrame, pe_stats: dict, shift_stats:
     ax.set_title(f"{len(pairs)} elemental solids on identical structures", fontsize=10)
     ax.text(0.97, 0.03, stats_label(pe_stats), transform=ax.transAxes, ha="right", va="bottom", fontsize=8, bbox=_BOX)
     ax = axes[1]
-    for col, lab, mk in [("delta_refit_ev_per_atom", "AtomRef refit here", "o"),
-                         ("delta_chgnet_ev_per_atom", "CHGNet MP-r$^2$SCAN - MPtrj", "x")]:
+    for col, lab, mk in [
+        ("delta_refit_ev_per_atom", "AtomRef refit here", "o"),
+        ("delta_chgnet_ev_per_atom", "CHGNet MP-r$^2$SCAN - MPtrj", "x"),
+    ]:
         s = shift_stats["matpes_shift_vs_" + col.removesuffix("_ev_per_atom")]
-        ax.scatter(pairs["shift_ev_per_atom"], pairs[col], s=18, marker=mk,
-                   label=f"{lab}: n = {s['n']}, r = {s['pearson_r']:.3f}, MAE = {s['mae']:.2f}")
+        ax.scatter(
+            pairs["shift_ev_per_atom"],
+            pairs[col],
+            s=18,
+            marker=mk,
+            label=f"{lab}: n = {s['n']}, r = {s['pearson_r']:.3f}, MAE = {s['mae']:.2f}",
+        )
     lo, hi = pairs["shift_ev_per_atom"].min(), pairs["shift_ev_per_atom"].max()
     ax.plot([lo, hi], [lo, hi], color="0.5", ls="--", lw=0.8, label="y = x")
     ax.set_xlabel("MatPES r$^2$SCAN - PBE, same structure (eV/atom)")
@@ -183,8 +221,12 @@ def fig_matpes_shift_periodic_table(pairs: pd.DataFrame):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(10, 5.6))
-    periodic_table_heatmap(pairs["shift_ev_per_atom"].to_dict(), ax=ax, fmt="{:.1f}",
-                           label="MatPES r$^2$SCAN - PBE energy per atom, same structure (eV/atom)")
+    periodic_table_heatmap(
+        pairs["shift_ev_per_atom"].to_dict(),
+        ax=ax,
+        fmt="{:.1f}",
+        label="MatPES r$^2$SCAN - PBE energy per atom, same structure (eV/atom)",
+    )
     return fig
 
 
@@ -200,12 +242,20 @@ def fig_matpes_zero_shot(zs: pd.DataFrame, stats: dict):
     fig, axes = plt.subplots(1, 2, figsize=(12, 5.2))
     for ax, (model, g) in zip(axes, sorted(zs.groupby("model"), reverse=True), strict=False):
         s = stats[model]
-        for flag, lab, mk, col in [(g["in_model_atomref"] & ~g["lanthanide"], "other elements", "o", "C0"),
-                                   (g["lanthanide"] & g["in_model_atomref"], "lanthanides", "s", "C3"),
-                                   (~g["in_model_atomref"], "not in the model's AtomRef", "x", "k")]:
+        for flag, lab, mk, col in [
+            (g["in_model_atomref"] & ~g["lanthanide"], "other elements", "o", "C0"),
+            (g["lanthanide"] & g["in_model_atomref"], "lanthanides", "s", "C3"),
+            (~g["in_model_atomref"], "not in the model's AtomRef", "x", "k"),
+        ]:
             if flag.any():
-                ax.scatter(g.loc[flag, "matpes_ev_per_atom"], g.loc[flag, "chgnet_ev_per_atom"], s=16, marker=mk,
-                           color=col, label=lab)
+                ax.scatter(
+                    g.loc[flag, "matpes_ev_per_atom"],
+                    g.loc[flag, "chgnet_ev_per_atom"],
+                    s=16,
+                    marker=mk,
+                    color=col,
+                    label=lab,
+                )
         ax.legend(fontsize=7, loc="upper left")
         lo = np.nanmin(g[["matpes_ev_per_atom", "chgnet_ev_per_atom"]].to_numpy())
         hi = np.nanmax(g[["matpes_ev_per_atom", "chgnet_ev_per_atom"]].to_numpy())
@@ -216,19 +266,40 @@ def fig_matpes_zero_shot(zs: pd.DataFrame, stats: dict):
         ax.set_xlabel(_r2(f"MatPES {func} energy (eV/atom)"))
         ax.set_ylabel(f"{model} energy (eV/atom)")
         ax.set_title(_r2(f"{model} vs MatPES {func}: {s['n']} elemental solids"), fontsize=10)
-        ax.text(0.97, 0.03, f"MAE = {s['mae_ev_per_atom']:.3f} eV/atom\nmedian error = "
-                f"{s['median_error_ev_per_atom']:+.3f}\nMAE after median offset = "
-                f"{s['mae_after_median_offset_ev_per_atom']:.3f}\nMAE without lanthanides and elements\n"
-                f"outside the AtomRef = {s['mae_excluding_lanthanides_and_missing_atomref_ev_per_atom']:.3f} "
-                f"(n = {s['n_excluding_lanthanides_and_missing_atomref']})", transform=ax.transAxes, ha="right",
-                va="bottom", fontsize=8, bbox=_BOX)
+        ax.text(
+            0.97,
+            0.03,
+            f"MAE = {s['mae_ev_per_atom']:.3f} eV/atom\nmedian error = "
+            f"{s['median_error_ev_per_atom']:+.3f}\nMAE after median offset = "
+            f"{s['mae_after_median_offset_ev_per_atom']:.3f}\nMAE without lanthanides and elements\n"
+            f"outside the AtomRef = {s['mae_excluding_lanthanides_and_missing_atomref_ev_per_atom']:.3f} "
+            f"(n = {s['n_excluding_lanthanides_and_missing_atomref']})",
+            transform=ax.transAxes,
+            ha="right",
+            va="bottom",
+            fontsize=8,
+            bbox=_BOX,
+        )
     fig.tight_layout()
     return fig
 
 
-def chapter_metrics(data: pd.DataFrame, cv: dict, *, n_splits: int, seed: int, corr_stats: dict, stats_2b: dict,
-                    ext_stats: dict, insample_stats: dict, cmp_stats: dict, matpes, pe_stats: dict,
-                    shift_stats: dict, zero_shot_stats: dict) -> dict:
+def chapter_metrics(
+    data: pd.DataFrame,
+    cv: dict,
+    *,
+    n_splits: int,
+    seed: int,
+    corr_stats: dict,
+    stats_2b: dict,
+    ext_stats: dict,
+    insample_stats: dict,
+    cmp_stats: dict,
+    matpes,
+    pe_stats: dict,
+    shift_stats: dict,
+    zero_shot_stats: dict,
+) -> dict:
     """The numbers of chapter 11 (``11_atomref_metrics.json``); ``matpes``: the MatPES
     :class:`~uipbench.transfer.pairing.Pairing`."""
     return {
@@ -242,7 +313,11 @@ def chapter_metrics(data: pd.DataFrame, cv: dict, *, n_splits: int, seed: int, c
         "extensive_refit_heldout": ext_stats,
         "intensive_refit_insample": insample_stats,
         "references_vs_chgnet": cmp_stats,
-        "matpes": {"n_pairs": len(matpes.paired), "n_rejected": len(matpes.dropped),
-                   "pbe_vs_r2scan_energy": pe_stats, **shift_stats},
+        "matpes": {
+            "n_pairs": len(matpes.paired),
+            "n_rejected": len(matpes.dropped),
+            "pbe_vs_r2scan_energy": pe_stats,
+            **shift_stats,
+        },
         "zero_shot": zero_shot_stats,
     }

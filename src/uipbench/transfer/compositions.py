@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+
 def to_composition(obj):
     """A pymatgen ``Composition`` from a Composition (also one unpickled from an older pymatgen), dict or formula.
 
@@ -43,8 +44,9 @@ def element_order(symbols: Iterable[str]) -> list[str]:
     return sorted(set(symbols), key=lambda s: Element(s).Z)
 
 
-def composition_matrix(compositions: Sequence, elements: Sequence[str] | None = None,
-                       kind: str = "fraction") -> tuple[np.ndarray, list[str]]:
+def composition_matrix(
+    compositions: Sequence, elements: Sequence[str] | None = None, kind: str = "fraction"
+) -> tuple[np.ndarray, list[str]]:
     """Feature matrix of ``compositions``: one row per composition, one column per element.
 
     ``kind="fraction"``: atomic fractions (rows sum to one; CHGNet's intensive AtomRef features).
@@ -66,8 +68,9 @@ def composition_matrix(compositions: Sequence, elements: Sequence[str] | None = 
         total = sum(a.values())
         for s, n in a.items():
             if s not in col:
-                raise KeyError(f"element {s} of composition {comps[i].formula} is not among the {len(elements)} "
-                               "feature columns")
+                raise KeyError(
+                    f"element {s} of composition {comps[i].formula} is not among the {len(elements)} feature columns"
+                )
             X[i, col[s]] = n / total if kind == "fraction" else n
     return X, list(elements)
 

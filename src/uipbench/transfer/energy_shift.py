@@ -20,6 +20,7 @@ import pandas as pd
 
 from .compositions import _element_amounts, composition_matrix, to_composition
 
+
 def mp2020_corrections(compositions: Sequence, chemistry_types: Sequence[str] | None = None) -> pd.DataFrame:
     """MP2020 anion and GGA/GGA+U mixing corrections (eV/atom) reconstructed from composition with pymatgen.
 
@@ -50,14 +51,20 @@ def mp2020_corrections(compositions: Sequence, chemistry_types: Sequence[str] | 
         data = {}
         labels = set(str(ctype).split())
         if "O" in symbols:
-            data["oxide_type"] = ("peroxide" if "peroxide" in labels else
-                                  "superoxide" if "superoxide" in labels else "oxide") if labels else None
+            data["oxide_type"] = (
+                ("peroxide" if "peroxide" in labels else "superoxide" if "superoxide" in labels else "oxide")
+                if labels
+                else None
+            )
         if "S" in symbols and labels:
             data["sulfide_type"] = "sulfide" if labels & {"sulfide", "hydrosulfide"} else "sulfate"
         data = {k: v for k, v in data.items() if v is not None}
-        entry = ComputedEntry(comp, 0.0, parameters={"run_type": "GGA+U" if hubbards else "GGA",
-                                                     "hubbards": hubbards, "software": "reconstructed"},
-                              data=data)
+        entry = ComputedEntry(
+            comp,
+            0.0,
+            parameters={"run_type": "GGA+U" if hubbards else "GGA", "hubbards": hubbards, "software": "reconstructed"},
+            data=data,
+        )
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # "no structure, peroxide detection by formula" etc.
@@ -67,7 +74,6 @@ def mp2020_corrections(compositions: Sequence, chemistry_types: Sequence[str] | 
             corr, err = np.nan, f"{type(exc).__name__}: {exc}"
         rows.append({"correction_ev_per_atom": corr, "u_elements": " ".join(hubbards), "error": err})
     return pd.DataFrame(rows)
-
 
 
 def regression_stats(x, y) -> dict[str, float]:
@@ -95,8 +101,15 @@ def regression_stats(x, y) -> dict[str, float]:
     }
 
 
-def element_importance(X: np.ndarray, y: np.ndarray, elements: Sequence[str], n_splits: int = 5, seed: int = 0,
-                       n_estimators: int = 300, n_repeats: int = 5) -> tuple[pd.DataFrame, dict]:
+def element_importance(
+    X: np.ndarray,
+    y: np.ndarray,
+    elements: Sequence[str],
+    n_splits: int = 5,
+    seed: int = 0,
+    n_estimators: int = 300,
+    n_repeats: int = 5,
+) -> tuple[pd.DataFrame, dict]:
     """Which elements (composition-fraction features) drive a per-compound quantity ``y``.
 
     Two views, both cross-validated with ``n_splits`` seeded folds:
@@ -123,8 +136,9 @@ def element_importance(X: np.ndarray, y: np.ndarray, elements: Sequence[str], n_
         rf = RandomForestRegressor(n_estimators=n_estimators, random_state=seed, n_jobs=1, min_samples_leaf=2)
         rf.fit(X[tr], y[tr])
         pred_rf[te] = rf.predict(X[te])
-        pi = permutation_importance(rf, X[te], y[te], n_repeats=n_repeats, random_state=seed,
-                                    scoring="neg_mean_squared_error", n_jobs=1)
+        pi = permutation_importance(
+            rf, X[te], y[te], n_repeats=n_repeats, random_state=seed, scoring="neg_mean_squared_error", n_jobs=1
+        )
         imp[k] = pi.importances_mean
         present = X[tr].sum(0) > 0  # elements absent from the training fold get no coefficient
         coef = np.linalg.pinv(X[tr][:, present]) @ y[tr]
@@ -133,13 +147,15 @@ def element_importance(X: np.ndarray, y: np.ndarray, elements: Sequence[str], n_
         pl[test_ok] = X[te][test_ok][:, present] @ coef
         pred_lin[te] = pl
     coef_all = np.linalg.pinv(X) @ y
-    table = pd.DataFrame({
-        "element": list(elements),
-        "n_compounds": (X > 0).sum(0).astype(int),
-        "permutation_importance_ev2": imp.mean(0),
-        "permutation_importance_std_ev2": imp.std(0),
-        "linear_coefficient_ev_per_atom": coef_all,
-    })
+    table = pd.DataFrame(
+        {
+            "element": list(elements),
+            "n_compounds": (X > 0).sum(0).astype(int),
+            "permutation_importance_ev2": imp.mean(0),
+            "permutation_importance_std_ev2": imp.std(0),
+            "linear_coefficient_ev_per_atom": coef_all,
+        }
+    )
     table["permutation_importance_ev"] = np.sqrt(np.clip(table["permutation_importance_ev2"], 0, None))
     lin_ok = np.isfinite(pred_lin)
 
@@ -160,8 +176,13 @@ def element_importance(X: np.ndarray, y: np.ndarray, elements: Sequence[str], n_
     return table, metrics
 
 
-def formation_energy_references(data: pd.DataFrame, functionals=(("gga", "e_gga_ev_per_atom", "hf_gga_ev_per_atom"),
-                                ("r2scan", "e_r2scan_ev_per_atom", "hf_r2scan_ev_per_atom"))) -> dict:
+def formation_energy_references(
+    data: pd.DataFrame,
+    functionals=(
+        ("gga", "e_gga_ev_per_atom", "hf_gga_ev_per_atom"),
+        ("r2scan", "e_r2scan_ev_per_atom", "hf_r2scan_ev_per_atom"),
+    ),
+) -> dict:
     """Least-squares elemental energies mu behind each formation energy, E - H_f = sum_i x_i mu_i.
 
     Returns functional -> {"max_residual_ev_per_atom": largest |E - H_f - X mu| (zero when H_f is exactly
@@ -174,3 +195,28 @@ def formation_energy_references(data: pd.DataFrame, functionals=(("gga", "e_gga_
         mu = np.linalg.lstsq(X, y, rcond=None)[0]
         out[func] = {"max_residual_ev_per_atom": float(np.abs(y - X @ mu).max()), "mu": pd.Series(mu, index=els)}
     return out
+
+
+#: formation energies compared with experiment (``hf_exp_ev_per_atom``): name -> column
+FORMATION_ENERGY_COLUMNS = {
+    "GGA/GGA+U as given": "hf_gga_ev_per_atom",
+    "GGA/GGA+U, corrections removed (reconstructed)": "hf_gga_uncorrected_ev_per_atom",
+    "r2SCAN": "hf_r2scan_ev_per_atom",
+    "MP mixing scheme (hf_gga_gga_u_r2scan)": "hf_mixed_ev_per_atom",
+}
+
+
+def with_corrections_removed(data: pd.DataFrame, correction_ev_per_atom: pd.Series) -> pd.DataFrame:
+    """``data`` plus the reconstructed MP2020 correction and the GGA/GGA+U formation and total energies without it."""
+    out = data.copy()
+    out["mp2020_correction_ev_per_atom"] = correction_ev_per_atom
+    out["hf_gga_uncorrected_ev_per_atom"] = out["hf_gga_ev_per_atom"] - out["mp2020_correction_ev_per_atom"]
+    out["e_gga_uncorrected_ev_per_atom"] = out["e_gga_ev_per_atom"] - out["mp2020_correction_ev_per_atom"]
+    return out
+
+
+def formation_energy_vs_experiment(data: pd.DataFrame) -> dict[str, dict]:
+    """Regression statistics of each formation energy of :data:`FORMATION_ENERGY_COLUMNS` against experiment."""
+    return {
+        name: regression_stats(data["hf_exp_ev_per_atom"], data[col]) for name, col in FORMATION_ENERGY_COLUMNS.items()
+    }

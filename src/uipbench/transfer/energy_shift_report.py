@@ -17,13 +17,23 @@ import pandas as pd
 from ..figures import periodic_table_heatmap
 from .energy_shift import regression_stats
 
+
 def stats_label(s: Mapping[str, float]) -> str:
     """Short legend text: n, Pearson r, least-squares slope."""
     return f"n = {s['n']}\nPearson r = {s['pearson_r']:.3f}\nslope = {s['slope']:.3f}"
 
 
-def parity_with_marginals(x, y, xlabel: str, ylabel: str, title: str = "", identity: bool = False,
-                          bins: int = 40, color: str = "C0", figsize=(5.6, 5.6)):
+def parity_with_marginals(
+    x,
+    y,
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    identity: bool = False,
+    bins: int = 40,
+    color: str = "C0",
+    figsize=(5.6, 5.6),
+):
     """Scatter of y against x with marginal histograms (top: x, right: y), the least-squares line, its stats.
 
     ``identity`` also draws y = x (use when both axes are on one scale). Returns (fig, stats dict).
@@ -47,8 +57,15 @@ def parity_with_marginals(x, y, xlabel: str, ylabel: str, title: str = "", ident
     if identity:
         ax.plot(xs, xs, color="0.5", lw=0.8, ls="--", label="y = x")
     ax.legend(loc="lower right", fontsize=8, frameon=False)
-    ax.text(0.03, 0.97, stats_label(s), transform=ax.transAxes, va="top", fontsize=9,
-            bbox=dict(facecolor="white", edgecolor="0.8", alpha=0.9))
+    ax.text(
+        0.03,
+        0.97,
+        stats_label(s),
+        transform=ax.transAxes,
+        va="top",
+        fontsize=9,
+        bbox=dict(facecolor="white", edgecolor="0.8", alpha=0.9),
+    )
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     axx.hist(x[m], bins=bins, color=color, alpha=0.7)
@@ -60,6 +77,7 @@ def parity_with_marginals(x, y, xlabel: str, ylabel: str, title: str = "", ident
     if title:
         axx.set_title(title, fontsize=10)
     return fig, s
+
 
 def _two_tables(importance: Mapping[str, pd.DataFrame], column: str, title: str, **heatmap):
     import matplotlib.pyplot as plt
@@ -74,18 +92,32 @@ def _two_tables(importance: Mapping[str, pd.DataFrame], column: str, title: str,
 def fig1cd_element_importance(importance: Mapping[str, pd.DataFrame]):
     """Square root of the held-out permutation importance of each element, one periodic table per target."""
     vmax = max(t["permutation_importance_ev"].max() for t in importance.values())
-    return _two_tables(importance, "permutation_importance_ev",
-                       "({tag}) r$^2$SCAN - GGA/GGA+U formation energy, {name}", cmap="viridis", vmin=0, vmax=vmax,
-                       fmt="{:.3f}", label="sqrt(permutation importance) (eV/atom), held-out folds")
+    return _two_tables(
+        importance,
+        "permutation_importance_ev",
+        "({tag}) r$^2$SCAN - GGA/GGA+U formation energy, {name}",
+        cmap="viridis",
+        vmin=0,
+        vmax=vmax,
+        fmt="{:.3f}",
+        label="sqrt(permutation importance) (eV/atom), held-out folds",
+    )
 
 
 def fig1cd_linear_shift(importance: Mapping[str, pd.DataFrame]):
     """Signed least-squares coefficient of each element fraction (eV/atom per unit fraction), one table per target."""
     lim = max(t["linear_coefficient_ev_per_atom"].abs().quantile(0.95) for t in importance.values())
-    return _two_tables(importance, "linear_coefficient_ev_per_atom",
-                       "({tag}) signed per-element shift of the formation-energy difference, {name}", cmap="RdBu_r",
-                       center=0.0, vmin=-lim, vmax=lim, fmt="{:.2f}",
-                       label="linear coefficient (eV/atom per unit fraction)")
+    return _two_tables(
+        importance,
+        "linear_coefficient_ev_per_atom",
+        "({tag}) signed per-element shift of the formation-energy difference, {name}",
+        cmap="RdBu_r",
+        center=0.0,
+        vmin=-lim,
+        vmax=lim,
+        fmt="{:.2f}",
+        label="linear coefficient (eV/atom per unit fraction)",
+    )
 
 
 def importance_table(importance: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
@@ -94,13 +126,24 @@ def importance_table(importance: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def top_elements(importance: Mapping[str, pd.DataFrame], n: int = 10) -> dict[str, list[str]]:
-    return {k: list(t.sort_values("permutation_importance_ev2", ascending=False).index[:n])
-            for k, t in importance.items()}
+    return {
+        k: list(t.sort_values("permutation_importance_ev2", ascending=False).index[:n]) for k, t in importance.items()
+    }
 
 
-def chapter_metrics(data: pd.DataFrame, raw: pd.DataFrame, pairing, elements: list[str], stats_1b: dict,
-                    checks: dict, vs_exp: dict, chg: dict, corrections: pd.DataFrame, model_metrics: dict,
-                    importance: Mapping[str, pd.DataFrame]) -> dict:
+def chapter_metrics(
+    data: pd.DataFrame,
+    raw: pd.DataFrame,
+    pairing,
+    elements: list[str],
+    stats_1b: dict,
+    checks: dict,
+    vs_exp: dict,
+    chg: dict,
+    corrections: pd.DataFrame,
+    model_metrics: dict,
+    importance: Mapping[str, pd.DataFrame],
+) -> dict:
     """The numbers of chapter 10 (``10_energy_shift_metrics.json``)."""
     shift = data["e_r2scan_ev_per_atom"] - data["e_gga_ev_per_atom"]
     return {
@@ -110,12 +153,15 @@ def chapter_metrics(data: pd.DataFrame, raw: pd.DataFrame, pairing, elements: li
         "n_elements": len(elements),
         "fig1b_total_energy": stats_1b,
         "fig1b_total_energy_corrections_removed": regression_stats(
-            data["e_r2scan_ev_per_atom"], data["e_gga_uncorrected_ev_per_atom"]),
+            data["e_r2scan_ev_per_atom"], data["e_gga_uncorrected_ev_per_atom"]
+        ),
         "r2scan_minus_gga_total_energy_mean_ev_per_atom": float(shift.mean()),
         "formation_energy_linearity_max_residual_ev_per_atom": {
-            k: v["max_residual_ev_per_atom"] for k, v in checks.items()},
-        "formation_energy_vs_experiment": {k: {kk: v[kk] for kk in ("n", "mae", "mean_difference")}
-                                           for k, v in vs_exp.items()},
+            k: v["max_residual_ev_per_atom"] for k, v in checks.items()
+        },
+        "formation_energy_vs_experiment": {
+            k: {kk: v[kk] for kk in ("n", "mae", "mean_difference")} for k, v in vs_exp.items()
+        },
         "e_gga_vs_e_chgnet_mae_ev_per_atom": chg["mae"],
         "n_mp2020_reconstruction_failed": int((corrections["error"] != "").sum()),
         "element_importance_models": model_metrics,

@@ -18,6 +18,7 @@ import pandas as pd
 
 from .compositions import _element_amounts, element_order, to_composition
 
+
 @dataclass
 class Pairing:
     """Rows that carry both quantities, and an account of those that do not."""
@@ -121,9 +122,19 @@ def pair_matpes(pbe: Mapping[str, dict], r2scan: Mapping[str, dict], atol: float
             dropped.append({**base, "reason": why})
             continue
         e_p, e_r = float(p["energy_per_atom"]), float(r["energy_per_atom"])
-        rows.append({**base, "matpes_id": p["matpes_id"], "n_sites": len(p["structure"]),
-                     "e_pbe_ev_per_atom": e_p, "e_r2scan_ev_per_atom": e_r, "shift_ev_per_atom": e_r - e_p})
-    paired = pd.DataFrame(rows, columns=["element", "matpes_id", "n_sites", "e_pbe_ev_per_atom",
-                                         "e_r2scan_ev_per_atom", "shift_ev_per_atom"])
+        rows.append(
+            {
+                **base,
+                "matpes_id": p["matpes_id"],
+                "n_sites": len(p["structure"]),
+                "e_pbe_ev_per_atom": e_p,
+                "e_r2scan_ev_per_atom": e_r,
+                "shift_ev_per_atom": e_r - e_p,
+            }
+        )
+    paired = pd.DataFrame(
+        rows,
+        columns=["element", "matpes_id", "n_sites", "e_pbe_ev_per_atom", "e_r2scan_ev_per_atom", "shift_ev_per_atom"],
+    )
     dropped = pd.DataFrame(dropped, columns=["element", "matpes_id_pbe", "matpes_id_r2scan", "reason"])
     return Pairing(paired=paired.set_index("element", drop=False), dropped=dropped)
