@@ -59,15 +59,9 @@ def test_pair_structures_strain_rattle_bounds_and_skips():
 def test_prototypes_have_expected_stoichiometry_and_distances():
     from ase.neighborlist import neighbor_list
 
-    expect = {
-        ("rocksalt", ("Na", "Cl")): "ClNa",
-        ("cesiumchloride", ("Ni", "Al")): "AlNi",
-        ("zincblende", ("Ga", "As")): "AsGa",
-        ("wurtzite", ("Zn", "O")): "O2Zn2",
-        ("fluorite", ("Ca", "F")): "CaF2",
-        ("fluorite", ("Li", "O")): "Li2O",
-        ("L1_2", ("Cu", "Au")): "AuCu3",
-    }
+    expect = {("rocksalt", ("Na", "Cl")): "ClNa", ("cesiumchloride", ("Ni", "Al")): "AlNi",
+              ("zincblende", ("Ga", "As")): "AsGa", ("wurtzite", ("Zn", "O")): "O2Zn2",
+              ("fluorite", ("Ca", "F")): "CaF2", ("fluorite", ("Li", "O")): "Li2O", ("L1_2", ("Cu", "Au")): "AuCu3"}
     for (proto, species), formula in expect.items():
         at = dft.build_prototype(proto, species)
         assert at.get_chemical_formula(mode="hill") == formula, proto
@@ -105,9 +99,8 @@ def test_gamma_formula_limits():
     assert np.isclose(dft.gamma_j_per_m2(-11.0 - 2 * 3, 9, -2.0, 5.0), g1)
 
 
-@pytest.mark.parametrize(
-    "hkl,layers,area_factor", [((1, 1, 1), 6, np.sqrt(3) / 4), ((1, 0, 0), 6, 0.5), ((1, 1, 0), 8, np.sqrt(2) / 2)]
-)
+@pytest.mark.parametrize("hkl,layers,area_factor", [((1, 1, 1), 6, np.sqrt(3) / 4), ((1, 0, 0), 6, 0.5),
+                                                    ((1, 1, 0), 8, np.sqrt(2) / 2)])
 def test_build_slab_geometry(hkl, layers, area_factor):
     a0 = 3.63
     s_spec, b_spec, info = dft.surface_specs("Cu", hkl, a0, dft.DEFAULT_SETTINGS)
@@ -149,15 +142,9 @@ def test_pair_convergence_table_without_default_records(tmp_path):
     store = ResultStore(tmp_path / "s.sqlite")
     assert dft.pair_convergence_table(store).empty
     t = next(t for t in dft.pair_convergence_tasks() if t.item.endswith("|k 3.5/Å⁻¹"))
-    store.put(
-        t.key,
-        kind=t.kind,
-        model=t.model,
-        item=t.item,
-        status="ok",
-        seconds=1.0,
-        payload={"energy_ev_per_atom": -3.0, "forces_ev_per_a": [[0.0, 0.0, 0.0]], "stress_ev_per_a3": [0.0] * 6},
-    )
+    store.put(t.key, kind=t.kind, model=t.model, item=t.item, status="ok", seconds=1.0,
+              payload={"energy_ev_per_atom": -3.0, "forces_ev_per_a": [[0.0, 0.0, 0.0]],
+                       "stress_ev_per_a3": [0.0] * 6})
     assert dft.pair_convergence_table(store).empty
 
 
@@ -197,7 +184,7 @@ def test_generator_tiny_cell_resumes_and_exports(tmp_path):
 
     store = ResultStore(tmp_path / "dft.sqlite")
     kw = dict(elements=["Al"], prototypes=["ref"], n_per_prototype=1, settings=dft.CHEAP_SETTINGS, progress=False)
-    summary, _skipped = dft.run_pairs(store, **kw)
+    summary, skipped = dft.run_pairs(store, **kw)
     assert summary.ok == 2 and summary.failed == 0, summary.failures
     again, _ = dft.run_pairs(store, **kw)
     assert again.skipped == 2 and again.ok == 0
@@ -257,13 +244,8 @@ def test_eos_fit_and_surface_table_from_store(tmp_path):
         v = at.get_volume()
         eta = (v0 / v) ** (2 / 3)  # Birch-Murnaghan with B' = 4
         e = eps + 9 * v0 * b_true * GPa / 16 * ((eta - 1) ** 3 * 4 + (eta - 1) ** 2 * (6 - 4 * eta))
-        store.put(
-            task.key,
-            kind=task.kind,
-            model=task.model,
-            item=task.item,
-            payload={"energy_ev": e, "n_atoms": 1, "cell_a": at.cell[:].tolist(), "settings": s.as_dict()},
-        )
+        store.put(task.key, kind=task.kind, model=task.model, item=task.item,
+                  payload={"energy_ev": e, "n_atoms": 1, "cell_a": at.cell[:].tolist(), "settings": s.as_dict()})
     fit = dft.eos_results(store, s)["Cu"]
     assert abs(fit["a0_a"] - a0_true) < 1e-3 and abs(fit["b_gpa"] - b_true) / b_true < 0.01
     tasks, skipped = dft.surface_tasks({"Cu": fit}, ["Cu"], [(1, 1, 1), (1, 0, 0)], s)
@@ -276,13 +258,8 @@ def test_eos_fit_and_surface_table_from_store(tmp_path):
         if t.kind == dft.KIND_SLAB:
             area = np.linalg.norm(np.cross(t.args.atoms.cell[0], t.args.atoms.cell[1]))
             e += 2 * area * gamma_true[miller] / dft.EV_PER_A2_TO_J_PER_M2
-        store.put(
-            t.key,
-            kind=t.kind,
-            model=t.model,
-            item=t.item,
-            payload={"energy_ev": e, "n_atoms": n, "kpts": list(t.args.kpts), "magmom_total_bohr": 0.0},
-        )
+        store.put(t.key, kind=t.kind, model=t.model, item=t.item,
+                  payload={"energy_ev": e, "n_atoms": n, "kpts": list(t.args.kpts), "magmom_total_bohr": 0.0})
     table = dft.surface_table(store, s)
     assert dict(zip(table["miller"], table["gamma_j_per_m2"].round(9))) == gamma_true
 

@@ -63,7 +63,8 @@ def test_noise_below_the_tolerance_keeps_the_committed_bytes(out):
     before = [p.read_bytes() for p in files]
     noisy = df.assign(gamma_j_per_m2=df.gamma_j_per_m2 * (1 + 1e-6), error=df.error + 1e-9)
     figures.save_table(noisy, "t")
-    figures.save_metrics("c", {"bound": 0.615179, "eig": 3e-15, "n": 3})
+    other_cpu = {**figures.provenance(), "cpu": "another CPU"}
+    figures.save_metrics("c", {"bound": 0.615179, "eig": 3e-15, "n": 3, "provenance": other_cpu})
     figures.save_figure(_scatter(y * (1 + 1e-6)), "f")
     assert [p.read_bytes() for p in files] == before
 

@@ -15,9 +15,7 @@ The per-file table lives in ``registry/files.tsv`` beside this module (dataset, 
 from __future__ import annotations
 
 import csv
-import gzip
 import hashlib
-import json
 import shutil
 import tempfile
 import urllib.request
@@ -28,8 +26,14 @@ from pathlib import Path
 import pandas as pd
 
 from . import paths
-from .miller import parse_surface_id
-from .units import EV_PER_A2_TO_J_PER_M2
+from .parsers import (
+    DataFormatError,
+    parse_extxyz,
+    parse_matpes_refs,
+    parse_mp_element_refs,
+    parse_rxnnet,
+    parse_surfaces,
+)
 
 ENV_VAR = "UIPBENCH_DATA"
 
@@ -161,7 +165,10 @@ def load(name: str, data_dir: Path | None = None, download: bool = True):
     local = fetch(name, data_dir=data_dir, download=download)
     if ds.parser is None:
         return local
-    return ds.parser(local)
+    try:
+        return ds.parser(local)
+    except DataFormatError as exc:
+        raise DataError(f"dataset {name!r}: {exc}") from exc
 
 
 def available(name: str, data_dir: Path | None = None) -> tuple[bool, str]:
@@ -171,90 +178,6 @@ def available(name: str, data_dir: Path | None = None) -> tuple[bool, str]:
     except DataError as exc:
         return False, str(exc)
     return True, ""
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# parsers
-
-
-def parse_surfaces(files: list[Path]) -> pd.DataFrame:
-    """Materials Project elemental surfaces (SE-CGCNN copy): one row per slab, sorted by running index.
-
-    Columns: ``id``, ``index`` (running integer), ``element``, ``miller`` (the id's Miller string), ``hkl``
-    (tuple of ints, three or four indices), ``gamma_ev_per_a2``, ``gamma_j_per_m2``, ``work_function_ev``,
-    ``cif_path``.
-    """
-    by_name = {p.name: p for p in files}
-    table = pd.read_csv(by_name["id_prop.csv"], header=None, names=["id", "gamma_ev_per_a2", "work_function_ev"])
-    parsed = [parse_surface_id(i) for i in table["id"]]
-    table["index"] = [p.index for p in parsed]
-    table["element"] = [p.element for p in parsed]
-    table["miller"] = [p.miller for p in parsed]
-    table["hkl"] = [p.hkl for p in parsed]
-    table["gamma_j_per_m2"] = table["gamma_ev_per_a2"] * EV_PER_A2_TO_J_PER_M2
-    missing = [i for i in table["id"] if f"{i}.cif" not in by_name]
-    if missing:
-        raise DataError(f"surface records without a CIF: {missing[:5]} ({len(missing)} in all)")
-    table["cif_path"] = [str(by_name[f"{i}.cif"]) for i in table["id"]]
-    cols = [
-        "id",
-        "index",
-        "element",
-        "miller",
-        "hkl",
-        "gamma_ev_per_a2",
-        "gamma_j_per_m2",
-        "work_function_ev",
-        "cif_path",
-    ]
-    return table[cols].sort_values("index", kind="stable").reset_index(drop=True)
-
-
-def parse_mp_element_refs(files: list[Path]) -> dict[str, list[dict]]:
-    """matcalc MP-PBE elemental references: element -> list of {structure: pymatgen Structure, energy_per_atom}."""
-    from pymatgen.core import Structure
-
-    with gzip.open(files[0], "rt") as f:
-        raw = json.load(f)
-    return {
-        el: [
-            {"structure": Structure.from_dict(s), "energy_per_atom": float(e)}
-            for s, e in zip(entry["structure"], entry["energy_per_atom"], strict=True)
-        ]
-        for el, entry in sorted(raw.items())
-    }
-
-
-def parse_matpes_refs(files: list[Path]) -> dict[str, dict]:
-    """matcalc MatPES elemental references: element -> MatPES document (``structure`` as pymatgen Structure)."""
-    from pymatgen.core import Structure
-
-    with gzip.open(files[0], "rt") as f:
-        raw = json.load(f)
-    out = {}
-    for el, doc in sorted(raw.items()):
-        doc = dict(doc)
-        doc["structure"] = Structure.from_dict(doc["structure"])
-        out[el] = doc
-    return out
-
-
-def parse_extxyz(files: list[Path]) -> list:
-    """Extended XYZ (the project's own DFT data): a list of ``ase.Atoms`` with energies, forces, stresses in
-    ``info`` / ``arrays`` (an empty file gives an empty list)."""
-    from ase.io import read
-
-    return read(files[0], index=":", format="extxyz") if files[0].stat().st_size else []
-
-
-def parse_rxnnet(files: list[Path]) -> pd.DataFrame:
-    """RxnNet table of Materials Project compounds (GGA/GGA+U and r2SCAN energies per atom).
-
-    The pickle is only opened after :func:`fetch` verified its sha256 (unpickling runs code from the file).
-    """
-    df = pd.read_pickle(files[0])
-    df.index.name = "mp_id"
-    return df
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -271,6 +194,7 @@ def _files_of(name: str) -> tuple[RemoteFile, ...]:
     return tuple(rows)
 
 
+# fmt: off
 _MATCALC = "materialsvirtuallab/matcalc @ aa76b41e, src/matcalc/elemental_refs/"
 _MATCALC_CITE = (
     "S. P. Ong et al., matcalc (github.com/materialsvirtuallab/matcalc); MatPES: A. D. Kaplan et al., "
@@ -285,123 +209,105 @@ def register(ds: Dataset) -> Dataset:
     return ds
 
 
-register(
-    Dataset(
-        name="mp-surfaces",
-        description="801 relaxed slabs of elemental crystals from the Materials Project surface database, with their "
-        "PBE surface energies and work functions (SE-CGCNN copy).",
-        licence="MIT (SE-CGCNN repository); underlying data CC-BY 4.0 (Materials Project)",
-        citation="R. Tran et al., Surface energies of elemental crystals, Sci. Data 3, 160080 (2016); SE-CGCNN: "
-        "GNscSHI/SE-CGCNN @ 68ca723c.",
-        files=_files_of("mp-surfaces"),
-        parser=parse_surfaces,
-        homepage="https://github.com/GNscSHI/SE-CGCNN/tree/68ca723c604c49d5b6c83c6354b258970c997a15/data/surface_property2",
-        tags=("surfaces",),
-    )
-)
-register(
-    Dataset(
-        name="mp-pbe-element-refs",
-        description="Materials Project GGA (PBE) polymorphs of 88 elements with their energies per atom.",
-        licence="BSD-3-Clause (matcalc); underlying data CC-BY 4.0 (Materials Project)",
-        citation=_MATCALC_CITE,
-        files=_files_of("mp-pbe-element-refs"),
-        parser=parse_mp_element_refs,
-        homepage=f"https://github.com/{_MATCALC}",
-        tags=("surfaces", "transfer"),
-    )
-)
-register(
-    Dataset(
-        name="matpes-pbe-element-refs",
-        description="MatPES PBE documents of the elemental reference solids (89 elements).",
-        licence="BSD-3-Clause (matcalc); MatPES data CC-BY 4.0",
-        citation=_MATCALC_CITE,
-        files=_files_of("matpes-pbe-element-refs"),
-        parser=parse_matpes_refs,
-        homepage=f"https://github.com/{_MATCALC}",
-        tags=("transfer",),
-    )
-)
-register(
-    Dataset(
-        name="matpes-r2scan-element-refs",
-        description="MatPES r2SCAN documents of the elemental reference solids (89 elements; 63 on the same "
-        "structures as the PBE file).",
-        licence="BSD-3-Clause (matcalc); MatPES data CC-BY 4.0",
-        citation=_MATCALC_CITE,
-        files=_files_of("matpes-r2scan-element-refs"),
-        parser=parse_matpes_refs,
-        homepage=f"https://github.com/{_MATCALC}",
-        tags=("transfer",),
-    )
-)
-register(
-    Dataset(
-        name="rxnnet-gga-r2scan",
-        description="1,555 Materials Project compounds; 974 with both GGA/GGA+U and r2SCAN total energies per atom, "
-        "formation energies and compositions (no structures).",
-        licence="MIT (RxnNet repository); underlying data CC-BY 4.0 (Materials Project)",
-        citation="R. Friis et al., RxnNet (github.com/rasmusfr/RxnNet @ 518a9fb8); Materials Project r2SCAN: "
-        "R. Kingsbury et al., npj Comput. Mater. 8, 195 (2022).",
-        files=_files_of("rxnnet-gga-r2scan"),
-        parser=parse_rxnnet,
-        homepage="https://github.com/rasmusfr/RxnNet/tree/518a9fb8d0f781a3e2755b4f2580348910d1de75",
-        tags=("transfer",),
-    )
-)
+register(Dataset(
+    name="mp-surfaces",
+    description="801 relaxed slabs of elemental crystals from the Materials Project surface database, with their "
+                "PBE surface energies and work functions (SE-CGCNN copy).",
+    licence="MIT (SE-CGCNN repository); underlying data CC-BY 4.0 (Materials Project)",
+    citation="R. Tran et al., Surface energies of elemental crystals, Sci. Data 3, 160080 (2016); SE-CGCNN: "
+             "GNscSHI/SE-CGCNN @ 68ca723c.",
+    files=_files_of("mp-surfaces"),
+    parser=parse_surfaces,
+    homepage="https://github.com/GNscSHI/SE-CGCNN/tree/68ca723c604c49d5b6c83c6354b258970c997a15/data/surface_property2",
+    tags=("surfaces",),
+))
+register(Dataset(
+    name="mp-pbe-element-refs",
+    description="Materials Project GGA (PBE) polymorphs of 88 elements with their energies per atom.",
+    licence="BSD-3-Clause (matcalc); underlying data CC-BY 4.0 (Materials Project)",
+    citation=_MATCALC_CITE,
+    files=_files_of("mp-pbe-element-refs"),
+    parser=parse_mp_element_refs,
+    homepage=f"https://github.com/{_MATCALC}",
+    tags=("surfaces", "transfer"),
+))
+register(Dataset(
+    name="matpes-pbe-element-refs",
+    description="MatPES PBE documents of the elemental reference solids (89 elements).",
+    licence="BSD-3-Clause (matcalc); MatPES data CC-BY 4.0",
+    citation=_MATCALC_CITE,
+    files=_files_of("matpes-pbe-element-refs"),
+    parser=parse_matpes_refs,
+    homepage=f"https://github.com/{_MATCALC}",
+    tags=("transfer",),
+))
+register(Dataset(
+    name="matpes-r2scan-element-refs",
+    description="MatPES r2SCAN documents of the elemental reference solids (89 elements; 63 on the same "
+                "structures as the PBE file).",
+    licence="BSD-3-Clause (matcalc); MatPES data CC-BY 4.0",
+    citation=_MATCALC_CITE,
+    files=_files_of("matpes-r2scan-element-refs"),
+    parser=parse_matpes_refs,
+    homepage=f"https://github.com/{_MATCALC}",
+    tags=("transfer",),
+))
+register(Dataset(
+    name="rxnnet-gga-r2scan",
+    description="1,555 Materials Project compounds; 974 with both GGA/GGA+U and r2SCAN total energies per atom, "
+                "formation energies and compositions (no structures).",
+    licence="MIT (RxnNet repository); underlying data CC-BY 4.0 (Materials Project)",
+    citation="R. Friis et al., RxnNet (github.com/rasmusfr/RxnNet @ 518a9fb8); Materials Project r2SCAN: "
+             "R. Kingsbury et al., npj Comput. Mater. 8, 195 (2022).",
+    files=_files_of("rxnnet-gga-r2scan"),
+    parser=parse_rxnnet,
+    homepage="https://github.com/rasmusfr/RxnNet/tree/518a9fb8d0f781a3e2755b4f2580348910d1de75",
+    tags=("transfer",),
+))
 
 # Sources that exist upstream but cannot be fetched on a machine without internet. They are listed so that the
 # book can say exactly what is missing and how to supply it; the model loaders (uipbench.models) hold the real
 # download code for the weights.
-register(
-    Dataset(
-        name="mp-r2scan",
-        description="MP-r2SCAN training set of the transfer paper (238,247 structures with r2SCAN energies, forces, "
-        "stresses).",
-        licence="CC-BY 4.0",
-        citation="X. Huang, B. Deng, P. Zhong, A. D. Kaplan, K. A. Persson, G. Ceder, arXiv:2504.05565 (2025).",
-        offline=False,
-        homepage="https://doi.org/10.6084/m9.figshare.28245650.v2",
-        note="A 238k-structure figshare record (doi 10.6084/m9.figshare.28245650.v2); no network here.",
-        tags=("transfer",),
-    )
-)
-register(
-    Dataset(
-        name="mace-mp-0-weights",
-        description="MACE-MP-0 small/medium/large foundation-model weights.",
-        licence="MIT (code), ASL (weights)",
-        citation="I. Batatia et al., A foundation model for atomistic materials chemistry, arXiv:2401.00096.",
-        offline=False,
-        homepage="https://github.com/ACEsuit/mace-mp/releases",
-        note="GitHub release files fetched by mace.calculators.mace_mp; no network here. Put a downloaded .model "
-        "file in the MACE cache (~/.cache/mace) or pass its path to the loader.",
-        tags=("weights",),
-    )
-)
-register(
-    Dataset(
-        name="matgl-weights",
-        description="matgl >= 3 pretrained models (M3GNet, TensorNet).",
-        licence="BSD-3-Clause",
-        citation="C. Chen, S. P. Ong, Nat. Comput. Sci. 2, 718 (2022).",
-        offline=False,
-        homepage="https://huggingface.co/materialyze",
-        note="Hugging Face hub models (organisation materialyze); no network here. Pass a local model directory "
-        "(model.json, model.pt, state.pt) to the loader.",
-        tags=("weights",),
-    )
-)
+register(Dataset(
+    name="mp-r2scan",
+    description="MP-r2SCAN training set of the transfer paper (238,247 structures with r2SCAN energies, forces, "
+                "stresses).",
+    licence="CC-BY 4.0",
+    citation="X. Huang, B. Deng, P. Zhong, A. D. Kaplan, K. A. Persson, G. Ceder, arXiv:2504.05565 (2025).",
+    offline=False,
+    homepage="https://doi.org/10.6084/m9.figshare.28245650.v2",
+    note="A 238k-structure figshare record (doi 10.6084/m9.figshare.28245650.v2); no network here.",
+    tags=("transfer",),
+))
+register(Dataset(
+    name="mace-mp-0-weights",
+    description="MACE-MP-0 small/medium/large foundation-model weights.",
+    licence="MIT (code), ASL (weights)",
+    citation="I. Batatia et al., A foundation model for atomistic materials chemistry, arXiv:2401.00096.",
+    offline=False,
+    homepage="https://github.com/ACEsuit/mace-mp/releases",
+    note="GitHub release files fetched by mace.calculators.mace_mp; no network here. Put a downloaded .model "
+         "file in the MACE cache (~/.cache/mace) or pass its path to the loader.",
+    tags=("weights",),
+))
+register(Dataset(
+    name="matgl-weights",
+    description="matgl >= 3 pretrained models (M3GNet, TensorNet).",
+    licence="BSD-3-Clause",
+    citation="C. Chen, S. P. Ong, Nat. Comput. Sci. 2, 718 (2022).",
+    offline=False,
+    homepage="https://huggingface.co/materialyze",
+    note="Hugging Face hub models (organisation materialyze); no network here. Pass a local model directory "
+         "(model.json, model.pt, state.pt) to the loader.",
+    tags=("weights",),
+))
 
 
 # The project's own data, computed with GPAW by uipbench.dft and committed under data/dft/ (versioned by git, so
 # no pinned sha256: the files grow as compute allows). Regenerate or extend with `python -m uipbench.dft`.
-_GPAW_CITE = (
-    "This repository (uipbench); GPAW: J. J. Mortensen et al., J. Chem. Phys. 160, 092503 (2024); "
-    "r2SCAN: J. W. Furness et al., J. Phys. Chem. Lett. 11, 8208 (2020); libxc: S. Lehtola et al., "
-    "SoftwareX 7, 1 (2018)."
-)
+_GPAW_CITE = ("This repository (uipbench); GPAW: J. J. Mortensen et al., J. Chem. Phys. 160, 092503 (2024); "
+              "r2SCAN: J. W. Furness et al., J. Phys. Chem. Lett. 11, 8208 (2020); libxc: S. Lehtola et al., "
+              "SoftwareX 7, 1 (2018).")
 
 
 def _project_files(*rel: str) -> tuple[RemoteFile, ...]:
@@ -409,42 +315,22 @@ def _project_files(*rel: str) -> tuple[RemoteFile, ...]:
 
 
 for _name, _file, _tags, _description in (
-    (
-        "gpaw-pbe-r2scan-pairs",
-        "dft/pairs_pbe_r2scan.extxyz",
-        ("transfer", "project-data"),
-        "Project-generated GPAW PBE and r2SCAN energies, forces and stresses of small strained/rattled cells "
-        "(elements and binary prototypes) on identical settings (dataset 1).",
-    ),
-    (
-        "gpaw-pbe-surfaces",
-        "dft/surfaces_pbe.extxyz",
-        ("surfaces", "project-data"),
-        "Project-generated GPAW PBE static symmetric slabs of fcc metals and their oriented bulk references "
-        "(total energies, gamma) (dataset 2).",
-    ),
-    (
-        "gpaw-pbe-eos",
-        "dft/eos_pbe.extxyz",
-        ("surfaces", "project-data"),
-        "Project-generated GPAW PBE energy-volume points (lattice-constant validation and the slabs' lattice "
-        "constants).",
-    ),
+    ("gpaw-pbe-r2scan-pairs", "dft/pairs_pbe_r2scan.extxyz", ("transfer", "project-data"),
+     "Project-generated GPAW PBE and r2SCAN energies, forces and stresses of small strained/rattled cells "
+     "(elements and binary prototypes) on identical settings (dataset 1)."),
+    ("gpaw-pbe-surfaces", "dft/surfaces_pbe.extxyz", ("surfaces", "project-data"),
+     "Project-generated GPAW PBE static symmetric slabs of fcc metals and their oriented bulk references "
+     "(total energies, gamma) (dataset 2)."),
+    ("gpaw-pbe-eos", "dft/eos_pbe.extxyz", ("surfaces", "project-data"),
+     "Project-generated GPAW PBE energy-volume points (lattice-constant validation and the slabs' lattice "
+     "constants)."),
 ):
-    register(
-        Dataset(
-            name=_name,
-            description=_description,
-            licence="CC-BY 4.0 (this project)",
-            citation=_GPAW_CITE,
-            files=_project_files(_file),
-            parser=parse_extxyz,
-            in_repository=True,
-            homepage="data/dft/",
-            tags=_tags,
-            note="Committed in the repository's data/dft/; regenerate or extend with python -m uipbench.dft.",
-        )
-    )
+    register(Dataset(
+        name=_name, description=_description, licence="CC-BY 4.0 (this project)", citation=_GPAW_CITE,
+        files=_project_files(_file), parser=parse_extxyz, in_repository=True, homepage="data/dft/", tags=_tags,
+        note="Committed in the repository's data/dft/; regenerate or extend with python -m uipbench.dft.",
+    ))
+# fmt: on
 
 
 def get(name: str) -> Dataset:

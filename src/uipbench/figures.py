@@ -13,7 +13,8 @@ the writers compare instead: a file that exists is rewritten only when its conte
 tolerance, else its bytes are kept:
 
 * CSV and JSON: every number within :data:`REL_TOL` of its magnitude (in a CSV: of its column's largest magnitude)
-  plus :data:`ABS_TOL`, every text, integer and missing value equal;
+  plus :data:`ABS_TOL`, every text, integer and missing value equal (a metrics file's ``provenance`` aside: a kept
+  file keeps the provenance of the run that made its numbers);
 * PNG: every pixel within :data:`PIXEL_TOL` of 255 levels (the SVG is kept or rewritten with its PNG).
 
 So a rerun from a cold store leaves ``git status`` clean, and a change beyond the noise (a new point, a moved
@@ -166,10 +167,18 @@ def save_metrics(chapter: str, metrics: Mapping[str, Any]) -> Path:
     metrics = dict(metrics)
     metrics.setdefault("provenance", provenance())
     text = json.dumps(_clean(metrics), indent=2, sort_keys=True) + "\n"
-    if not _exact() and path.exists() and same_numbers(json.loads(path.read_text()), json.loads(text)):
+    if not _exact() and path.exists() and same_metrics(path.read_text(), text):
         return path
     path.write_text(text)
     return path
+
+
+def same_metrics(old_json: str, new_json: str) -> bool:
+    """:func:`same_numbers` of two metrics files, their ``provenance`` aside: a file kept within the tolerance keeps
+    the provenance of the run that made its numbers (another CPU reproduces them within the tolerance)."""
+    old, new = json.loads(old_json), json.loads(new_json)
+    old.pop("provenance", None), new.pop("provenance", None)
+    return same_numbers(old, new)
 
 
 def _close(a: float, b: float, scale: float) -> bool:

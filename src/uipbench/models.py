@@ -105,49 +105,24 @@ _CHGNET_CITE = "B. Deng et al., Nat. Mach. Intell. 5, 1031 (2023)."
 _MACE_CITE = "I. Batatia et al., A foundation model for atomistic materials chemistry, arXiv:2401.00096."
 _MATGL_CITE = "C. Chen, S. P. Ong, Nat. Comput. Sci. 2, 718 (2022); MatPES: A. D. Kaplan et al., arXiv:2503.04070."
 
-REGISTRY: dict[str, ModelSpec] = {
-    s.name: s
-    for s in [
-        ModelSpec("chgnet-0.3.0", "chgnet", "0.3.0", "CHGNet 0.3.0 (MPtrj)", _CHGNET_CITE),
-        ModelSpec(
-            "chgnet-0.2.0", "chgnet", "0.2.0", "CHGNet 0.2.0 (MPtrj; the surfaces paper's version)", _CHGNET_CITE
-        ),
-        ModelSpec(
-            "chgnet-r2scan",
-            "chgnet",
-            "r2scan",
-            "CHGNet fine-tuned on MP-r2SCAN (transfer paper)",
-            "X. Huang et al., arXiv:2504.05565 (2025).",
-            training="MP-r2SCAN (transfer from MPtrj)",
-        ),
-        ModelSpec(
-            "sevennet-0",
-            "sevennet",
-            "7net-0",
-            "SevenNet-0 (11 Jul 2024)",
-            "Y. Park et al., J. Chem. Theory Comput. 20, 4857 (2024).",
-        ),
-        ModelSpec("mace-mp-0-small", "mace", "small", "MACE-MP-0 small", _MACE_CITE),
-        ModelSpec("mace-mp-0-medium", "mace", "medium", "MACE-MP-0 medium", _MACE_CITE),
-        ModelSpec("mace-mp-0-large", "mace", "large", "MACE-MP-0 large", _MACE_CITE),
-        ModelSpec(
-            "m3gnet",
-            "matgl",
-            "M3GNet-MatPES-PBE-v2025.1-PES",
-            "M3GNet (matgl 4, MatPES PBE)",
-            _MATGL_CITE,
-            training="MatPES (PBE)",
-        ),
-        ModelSpec(
-            "tensornet",
-            "matgl",
-            "TensorNet-MatPES-PBE-v2025.1-PES",
-            "TensorNet (matgl 4, MatPES PBE)",
-            _MATGL_CITE,
-            training="MatPES (PBE)",
-        ),
-    ]
-}
+# fmt: off
+REGISTRY: dict[str, ModelSpec] = {s.name: s for s in [
+    ModelSpec("chgnet-0.3.0", "chgnet", "0.3.0", "CHGNet 0.3.0 (MPtrj)", _CHGNET_CITE),
+    ModelSpec("chgnet-0.2.0", "chgnet", "0.2.0", "CHGNet 0.2.0 (MPtrj; the surfaces paper's version)",
+              _CHGNET_CITE),
+    ModelSpec("chgnet-r2scan", "chgnet", "r2scan", "CHGNet fine-tuned on MP-r2SCAN (transfer paper)",
+              "X. Huang et al., arXiv:2504.05565 (2025).", training="MP-r2SCAN (transfer from MPtrj)"),
+    ModelSpec("sevennet-0", "sevennet", "7net-0", "SevenNet-0 (11 Jul 2024)",
+              "Y. Park et al., J. Chem. Theory Comput. 20, 4857 (2024)."),
+    ModelSpec("mace-mp-0-small", "mace", "small", "MACE-MP-0 small", _MACE_CITE),
+    ModelSpec("mace-mp-0-medium", "mace", "medium", "MACE-MP-0 medium", _MACE_CITE),
+    ModelSpec("mace-mp-0-large", "mace", "large", "MACE-MP-0 large", _MACE_CITE),
+    ModelSpec("m3gnet", "matgl", "M3GNet-MatPES-PBE-v2025.1-PES", "M3GNet (matgl 4, MatPES PBE)", _MATGL_CITE,
+              training="MatPES (PBE)"),
+    ModelSpec("tensornet", "matgl", "TensorNet-MatPES-PBE-v2025.1-PES", "TensorNet (matgl 4, MatPES PBE)",
+              _MATGL_CITE, training="MatPES (PBE)"),
+]}
+# fmt: on
 
 
 def get_spec(name: str) -> ModelSpec:

@@ -101,15 +101,14 @@ def fig2_kpca_map(analysis, highlight=(), vmax: float | None = None, title: str 
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=figsize)
-    plot_kpca_map(
-        ax,
-        analysis.table,
-        highlight=highlight,
-        vmax=vmax,
-        explained=analysis.kpca.explained_variance_ratio,
-        title=title,
-    )
+    _map(ax, analysis, highlight, vmax, title=title)
     return fig
+
+
+def _map(ax, analysis, highlight, vmax, **kw):
+    """:func:`plot_kpca_map` of one analysis, with its explained variances on the axes."""
+    plot_kpca_map(ax, analysis.table, highlight=highlight, vmax=vmax,
+                  explained=analysis.kpca.explained_variance_ratio, **kw)  # fmt: skip
 
 
 def fig2_kpca_map_descriptors(analyses: dict, highlight=(), vmax: float | None = None):
@@ -119,17 +118,7 @@ def fig2_kpca_map_descriptors(analyses: dict, highlight=(), vmax: float | None =
     names = list(analyses)
     fig, axes = plt.subplots(1, len(names), figsize=(4.6 * len(names), 4.2), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
-        r = analyses[name]
-        plot_kpca_map(
-            ax,
-            r.table,
-            highlight=highlight,
-            vmax=vmax,
-            explained=r.kpca.explained_variance_ratio,
-            title=name,
-            colorbar=name == names[-1],
-            legend=name == names[0],
-        )
+        _map(ax, analyses[name], highlight, vmax, title=name, colorbar=name == names[-1], legend=name == names[0])
     fig.tight_layout()
     return fig
 

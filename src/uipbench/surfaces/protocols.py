@@ -68,6 +68,42 @@ def _reference_task(args: dict) -> dict:
     return out
 
 
+#: reference columns of a slab without an OUC or an MP match (filled in by :func:`_reference_row`)
+_NO_REFERENCE = {
+    "ouc": None, "ouc_found": False, "n_ouc": 0, "ouc_tol": np.nan, "matched": False, "mp_ref_index": -1,
+    "eps_dft_ev_per_atom": np.nan, "match_rms": np.nan, "volume_ratio": np.nan, "reason": "",
+}  # fmt: skip
+
+
+def _reference_key(r) -> str | None:
+    if r["atoms"] is None:
+        return None
+    return make_key(
+        kind="surface-reference", slab=structure_hash(r["atoms"]), element=r["element"], version=REFERENCE_VERSION
+    )
+
+
+def _reference_row(r, key: str | None, rec) -> dict:
+    """The references table's row of slab ``r`` from its stored reference record ``rec``."""
+    row = {"id": r["id"], "element": r["element"], "miller": r["miller"], "n_atoms": r["n_atoms"],
+           "area_a2": r["area_a2"], "gamma_dft_j_per_m2": r["gamma_j_per_m2"],
+           "gamma_dft_ev_per_a2": r["gamma_ev_per_a2"], **_NO_REFERENCE}  # fmt: skip
+    if key is None:
+        return {**row, "reason": f"unreadable CIF: {r['parse_error']}"}
+    if rec is None or not rec.ok:
+        return {**row, "reason": f"reference evaluation failed: {rec.error if rec else 'not computed'}"}
+    p = rec.payload
+    if not p["ouc_found"]:
+        return {**row, "reason": f"no OUC: {p['ouc_reason']}"}
+    ouc = atoms_from_dict(p["ouc"])
+    row.update(ouc=ouc, ouc_found=True, n_ouc=len(ouc), ouc_tol=p.get("ouc_tol") or np.nan,
+               matched=bool(p["matched"]), mp_ref_index=p["mp_ref_index"])  # fmt: skip
+    if not p["matched"]:
+        return {**row, "reason": f"no MP match: {p['reason']}"}
+    row.update({k: p[k] for k in ("eps_dft_ev_per_atom", "match_rms", "volume_ratio")})
+    return row
+
+
 def references(
     slabs: pd.DataFrame,
     store: ResultStore,
@@ -84,80 +120,16 @@ def references(
     e_slab_dft_ev (reconstructed: 2 A gamma + N eps_bulk), e_slab_dft_ev_per_atom, and ``reason`` ('' when the
     slab has an OUC and a DFT bulk match, else why not).
     """
-    tasks, keys = [], []
-    for _, r in slabs.iterrows():
-        if r["atoms"] is None:
-            keys.append(None)
-            continue
-        key = make_key(
-            kind="surface-reference", slab=structure_hash(r["atoms"]), element=r["element"], version=REFERENCE_VERSION
-        )
-        keys.append(key)
-        tasks.append(
-            engine.Task(
-                key=key,
-                kind="surface-reference",
-                model="",
-                item=r["id"],
-                args={"slab": atoms_to_dict(r["atoms"]), "element": r["element"]},
-            )
-        )
-    engine.run_tasks(
-        _reference_task,
-        tasks,
-        store,
-        backend=backend,
-        n_workers=n_workers,
-        scheduler=scheduler,
-        desc="OUC + MP match",
-        progress=progress,
-    )
-    rows = []
-    for (_, r), key in zip(slabs.iterrows(), keys, strict=True):
-        row = dict(
-            id=r["id"],
-            element=r["element"],
-            miller=r["miller"],
-            n_atoms=r["n_atoms"],
-            area_a2=r["area_a2"],
-            gamma_dft_j_per_m2=r["gamma_j_per_m2"],
-            gamma_dft_ev_per_a2=r["gamma_ev_per_a2"],
-            ouc=None,
-            ouc_found=False,
-            n_ouc=0,
-            ouc_tol=np.nan,
-            matched=False,
-            mp_ref_index=-1,
-            eps_dft_ev_per_atom=np.nan,
-            match_rms=np.nan,
-            volume_ratio=np.nan,
-            reason="",
-        )
-        rec = store.get(key, with_array=False) if key else None
-        if key is None:
-            row["reason"] = f"unreadable CIF: {r['parse_error']}"
-        elif rec is None or not rec.ok:
-            row["reason"] = f"reference evaluation failed: {rec.error if rec else 'not computed'}"
-        else:
-            p = rec.payload
-            if not p["ouc_found"]:
-                row["reason"] = f"no OUC: {p['ouc_reason']}"
-            else:
-                ouc = atoms_from_dict(p["ouc"])
-                row.update(
-                    ouc=ouc,
-                    ouc_found=True,
-                    n_ouc=len(ouc),
-                    ouc_tol=p.get("ouc_tol") or np.nan,
-                    matched=bool(p["matched"]),
-                    mp_ref_index=p["mp_ref_index"],
-                    eps_dft_ev_per_atom=p["eps_dft_ev_per_atom"] if p["matched"] else np.nan,
-                    match_rms=p["match_rms"] if p["matched"] else np.nan,
-                    volume_ratio=p["volume_ratio"] if p["matched"] else np.nan,
-                )
-                if not p["matched"]:
-                    row["reason"] = f"no MP match: {p['reason']}"
-        rows.append(row)
+    keys = [_reference_key(r) for _, r in slabs.iterrows()]
+    tasks = [
+        engine.Task(key=key, kind="surface-reference", model="", item=r["id"],
+                    args={"slab": atoms_to_dict(r["atoms"]), "element": r["element"]})
+        for (_, r), key in zip(slabs.iterrows(), keys, strict=True) if key is not None
+    ]  # fmt: skip
+    engine.run_tasks(_reference_task, tasks, store, backend=backend, n_workers=n_workers, scheduler=scheduler,
+                     desc="OUC + MP match", progress=progress)  # fmt: skip
+    rows = [_reference_row(r, key, store.get(key, with_array=False) if key else None)
+            for (_, r), key in zip(slabs.iterrows(), keys, strict=True)]  # fmt: skip
     out = pd.DataFrame(rows)
     out["ouc_volume_a3_per_atom"] = [o.get_volume() / len(o) if o is not None else np.nan for o in out["ouc"]]
     # reconstructed DFT slab energy (the data set has gamma, not slab total energies): E = 2 A gamma + N eps_bulk
