@@ -92,7 +92,8 @@ def save_figure(fig, stem: str) -> list[Path]:
     return [png, svg]
 
 
-def _round(x: float, digits: int = SIG_DIGITS) -> float:
+def round_sig(x: float, digits: int = SIG_DIGITS) -> float:
+    """``x`` to ``digits`` significant digits (the precision of every committed number)."""
     if x == 0 or not math.isfinite(x):
         return x
     return float(f"{x:.{digits}g}")
@@ -112,7 +113,7 @@ def _clean(obj: Any) -> Any:
         return int(obj)
     if isinstance(obj, (float, np.floating)):
         x = float(obj)
-        return _round(x) if math.isfinite(x) else None
+        return round_sig(x) if math.isfinite(x) else None
     return obj
 
 
@@ -211,7 +212,7 @@ def save_table(df: pd.DataFrame, stem: str, sort_by: list[str] | None = None) ->
     out = out.sort_values(keys, kind="stable").reset_index(drop=True)
     for col in out.columns:
         if pd.api.types.is_float_dtype(out[col]):
-            out[col] = out[col].map(lambda v: _round(v) if pd.notna(v) else v)
+            out[col] = out[col].map(lambda v: round_sig(v) if pd.notna(v) else v)
     path = out_dir() / f"{stem}.csv"
     text = out.to_csv(index=False, lineterminator="\n")
     if not _exact() and path.exists() and same_table(path.read_text(), text):

@@ -24,6 +24,7 @@ import pandas as pd
 from ase import Atoms
 
 from .. import engine
+from ..figures import SIG_DIGITS, round_sig
 from ..miller import parse_miller, parse_surface_id
 from ..store import ResultStore, make_key, structure_hash
 from .bulk_references import match_mp_bulk, oriented_bulk_cell
@@ -408,18 +409,25 @@ def gamma_errors(
     backend: str = "serial",
     n_workers: int = 1,
     progress: bool = True,
+    sig_digits: int | None = SIG_DIGITS,
 ) -> tuple[pd.DataFrame, dict]:
     """|gamma_model - gamma_DFT| per slab of ``slabs`` (the :func:`uipbench.surfaces.slabs.load_slabs` table).
 
     The same references and evaluations as the surface-energy chapter (:func:`references`, :func:`run_surfaces`:
     same store kinds and keys), so records that chapter stored are read, and only missing ones are computed.
-    Returns (frame id, gamma_dft_j_per_m2, gamma_model_j_per_m2, abs_error_j_per_m2 of the slabs evaluated ok;
-    failures id -> reason of the others).
+    Both gammas are taken at the precision of that chapter's committed table (``sig_digits`` significant digits,
+    :data:`uipbench.figures.SIG_DIGITS`; None: as stored), so the errors equal those of
+    ``surfaces_gamma_results.csv``. Returns (frame id, gamma_dft_j_per_m2, gamma_model_j_per_m2,
+    abs_error_j_per_m2 of the slabs evaluated ok; failures id -> reason of the others).
     """
     refs = references(slabs, store, backend=backend, n_workers=n_workers, progress=progress)
     _, keys = run_surfaces(refs, slabs, model, protocol, store, backend=backend, n_workers=n_workers, progress=progress)
     res = results_table(refs, store, {(model, protocol): keys})
     ok = res["status"] == "ok"
     failures = dict(zip(res.loc[~ok, "id"], res.loc[~ok, "reason"], strict=True))
-    cols = ["id", "gamma_dft_j_per_m2", "gamma_model_j_per_m2", "abs_error_j_per_m2"]
-    return res.loc[ok, cols].reset_index(drop=True), failures
+    out = res.loc[ok, ["id", "gamma_dft_j_per_m2", "gamma_model_j_per_m2"]].reset_index(drop=True)
+    if sig_digits is not None:
+        for col in ("gamma_dft_j_per_m2", "gamma_model_j_per_m2"):
+            out[col] = out[col].map(lambda v: round_sig(v, sig_digits))
+    out["abs_error_j_per_m2"] = (out["gamma_model_j_per_m2"] - out["gamma_dft_j_per_m2"]).abs()
+    return out, failures
