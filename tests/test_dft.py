@@ -184,7 +184,7 @@ def test_generator_tiny_cell_resumes_and_exports(tmp_path):
 
     store = ResultStore(tmp_path / "dft.sqlite")
     kw = dict(elements=["Al"], prototypes=["ref"], n_per_prototype=1, settings=dft.CHEAP_SETTINGS, progress=False)
-    summary, skipped = dft.run_pairs(store, **kw)
+    summary, _skipped = dft.run_pairs(store, **kw)
     assert summary.ok == 2 and summary.failed == 0, summary.failures
     again, _ = dft.run_pairs(store, **kw)
     assert again.skipped == 2 and again.ok == 0

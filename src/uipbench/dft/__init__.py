@@ -31,7 +31,8 @@ that run DFT, so structure generation, export and loading work without it.
     python -m uipbench.dft status          # counts, failures and timings per kind / functional / size
 
 Every ``run`` accepts ``--backend serial|process|dask --workers N`` (one single-threaded GPAW process per core)
-and ``--store PATH`` (default ``data/dft/store.sqlite``, committed); the production order is in scripts/dft_production.sh.
+and ``--store PATH`` (default ``data/dft/store.sqlite``, committed); the production order is in
+scripts/dft_production.sh.
 
 Modules (everything is re-exported here, so ``from uipbench import dft; dft.NAME`` works for every name):
 
@@ -69,7 +70,8 @@ from .pairs import (  # noqa: E402
     pair_convergence_tasks, pair_structures, pair_tasks, perturb)
 from .surfaces import (  # noqa: E402
     CONVERGENCE_VARIANTS, EOS_ELEMENTS, EOS_SCALES, EV_PER_A2_TO_J_PER_M2, SURFACE_ELEMENTS, SURFACE_FACETS,
-    CONVERGENCE_A0, build_slab, convergence_a0, convergence_elements, convergence_table, convergence_tasks, eos_results, eos_structures, eos_tasks, fit_eos, gamma_j_per_m2,
+    CONVERGENCE_A0, build_slab, convergence_a0, convergence_elements, convergence_table, convergence_tasks, eos_results,
+    eos_structures, eos_tasks, fit_eos, gamma_j_per_m2,
     slab_a0, surface_records, surface_specs, surface_table, surface_tasks)
 from .relax import (  # noqa: E402
     DEFAULT_RELAX_SLABS, FMAX_EV_PER_A, KIND_SLAB_RELAXED, MAX_STEPS, RelaxSpec, central_layers,

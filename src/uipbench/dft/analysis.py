@@ -3,9 +3,13 @@ r2SCAN - PBE shifts, E-V fits and γ next to the Materials Project."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from .surfaces import fit_eos
 
@@ -13,7 +17,7 @@ from .surfaces import fit_eos
 KNOWN_PBE_A0 = {"Cu": 3.63, "Al": 4.04, "Si": 5.47}
 
 
-def pairs_table(frames: Sequence) -> "pd.DataFrame":
+def pairs_table(frames: Sequence) -> pd.DataFrame:
     """One row per paired structure: composition, PBE and r2SCAN energies per atom, their difference, force and
     stress magnitudes (from the committed extended XYZ frames)."""
     import pandas as pd
@@ -37,7 +41,7 @@ def pairs_table(frames: Sequence) -> "pd.DataFrame":
     return pd.DataFrame(rows)
 
 
-def element_shifts(table: "pd.DataFrame") -> "pd.DataFrame":
+def element_shifts(table: pd.DataFrame) -> pd.DataFrame:
     """Per-element r2SCAN - PBE shift (eV/atom): the mean over elemental structures, and an AtomRef-style least-
     squares fit over all paired structures (shift per atom on element fractions, as CHGNet fits its AtomRef)."""
     import pandas as pd
@@ -54,14 +58,14 @@ def element_shifts(table: "pd.DataFrame") -> "pd.DataFrame":
     return out
 
 
-def chgnet_atomref_shift() -> "pd.Series":
+def chgnet_atomref_shift() -> pd.Series:
     """CHGNet's MP-r2SCAN minus MPtrj AtomRef (eV/atom) per element: what its r2SCAN model shifted per element."""
     from ..transfer.atomref import chgnet_atomref
 
     return (chgnet_atomref("MP-r2SCAN") - chgnet_atomref("MPtrj")).rename("chgnet_atomref_shift_ev_per_atom")
 
 
-def eos_table(frames: Sequence) -> "pd.DataFrame":
+def eos_table(frames: Sequence) -> pd.DataFrame:
     """Birch-Murnaghan fit per element from the committed E-V frames, with the known PBE lattice constant."""
     import pandas as pd
 
@@ -96,7 +100,7 @@ def _mp_slab_area_a2(cif_path) -> float:
     return float(np.linalg.norm(np.cross(cell[0], cell[1])))
 
 
-def gamma_vs_mp(frames: Sequence, mp: "pd.DataFrame") -> "pd.DataFrame":
+def gamma_vs_mp(frames: Sequence, mp: pd.DataFrame) -> pd.DataFrame:
     """GPAW γ of the committed static slabs next to the Materials Project (relaxed, VASP) γ of the same facet.
 
     The Materials Project set can hold several slabs of one facet: fcc (110) of Au and Pt, for instance, as the

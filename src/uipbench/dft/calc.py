@@ -8,16 +8,24 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..engine import Task
 from ..store import make_key, structure_hash
-from .settings import (DEFAULT_SETTINGS, FUNCTIONALS, DFTSettings, _file_sha256, initial_magmoms, kpt_mesh,
-                       software_versions)
+from .settings import (
+    DEFAULT_SETTINGS,
+    FUNCTIONALS,
+    DFTSettings,
+    _file_sha256,
+    initial_magmoms,
+    kpt_mesh,
+    software_versions,
+)
 
 #: result-store kinds of the four sorts of calculation
 KIND_PAIRS, KIND_EOS, KIND_SLAB, KIND_BULK = "dft-pairs", "dft-eos", "dft-slab", "dft-oriented-bulk"

@@ -5,22 +5,36 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ..engine import run_tasks
 from ..store import ResultStore
 from . import __doc__ as _PACKAGE_DOC
 from .calc import KIND_BULK, KIND_EOS, KIND_PAIRS, KIND_SLAB, compute_task
 from .exporting import export
-from .pairs import (DEFAULT_ELEMENTS, DEFAULT_PAIR_PROTOTYPES, PROTOTYPES, pair_convergence_table,
-                    pair_convergence_tasks)
-from .relax import (DEFAULT_RELAX_SLABS, FMAX_EV_PER_A, KIND_SLAB_RELAXED, MAX_STEPS, relax_task, relax_tasks,
-                    relaxed_table)
+from .pairs import DEFAULT_ELEMENTS, DEFAULT_PAIR_PROTOTYPES, PROTOTYPES, pair_convergence_table, pair_convergence_tasks
+from .relax import (
+    DEFAULT_RELAX_SLABS,
+    FMAX_EV_PER_A,
+    KIND_SLAB_RELAXED,
+    MAX_STEPS,
+    relax_task,
+    relax_tasks,
+    relaxed_table,
+)
 from .running import default_store, run_eos, run_pairs, run_surfaces
 from .settings import CHEAP_SETTINGS, DEFAULT_SETTINGS, FUNCTIONALS, PAIR_SETTINGS, SURFACE_SETTINGS, DFTSettings
-from .surfaces import (CONVERGENCE_VARIANTS, EOS_ELEMENTS, SURFACE_ELEMENTS, convergence_a0, convergence_table,
-                       convergence_tasks, eos_results, surface_table)
+from .surfaces import (
+    CONVERGENCE_VARIANTS,
+    EOS_ELEMENTS,
+    SURFACE_ELEMENTS,
+    convergence_a0,
+    convergence_table,
+    convergence_tasks,
+    eos_results,
+    surface_table,
+)
 
 
 def _settings_from_args(args) -> DFTSettings:

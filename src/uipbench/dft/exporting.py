@@ -17,8 +17,14 @@ from .pairs import pair_convergence_table
 from .relax import relaxed_items, relaxed_table
 from .running import default_store
 from .settings import DEFAULT_SETTINGS, PAIR_SETTINGS, SURFACE_SETTINGS, DFTSettings
-from .surfaces import (convergence_a0, convergence_elements, convergence_table, eos_results, surface_records,
-                       surface_table)
+from .surfaces import (
+    convergence_a0,
+    convergence_elements,
+    convergence_table,
+    eos_results,
+    surface_records,
+    surface_table,
+)
 
 PAIRS_FILE = "dft/pairs_pbe_r2scan.extxyz"
 SURFACES_FILE = "dft/surfaces_pbe.extxyz"

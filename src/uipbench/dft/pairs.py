@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -36,14 +37,14 @@ BINARY_COMPOUNDS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 #: stoichiometry (n_A, n_B) per binary prototype, and for fluorite which species sits on the fcc site
 _FLUORITE_CATION_FIRST = {("Ca", "F"): True, ("Sr", "F"): True, ("Mg", "Si"): False, ("Li", "O"): False}
-PROTOTYPES = ("ref",) + ELEMENTAL_PROTOTYPES + tuple(BINARY_COMPOUNDS)
+PROTOTYPES = ("ref", *ELEMENTAL_PROTOTYPES, *BINARY_COMPOUNDS)
 
 #: default element set of dataset 1 (>= 20 elements with simple reference structures, plus the anions and
 #: partners of the default compounds)
 DEFAULT_ELEMENTS = ("Li", "Be", "Na", "Mg", "Al", "Si", "K", "Ca", "Sc", "Ti", "V", "Cr", "Fe", "Co", "Ni", "Cu",
                     "Zn", "Ge", "Sr", "Zr", "Nb", "Mo", "Rh", "Pd", "Ag", "W", "Ir", "Pt", "Au", "C", "B", "N",
                     "O", "F", "P", "S", "Cl", "Ga", "As", "Cs")
-DEFAULT_PAIR_PROTOTYPES = ("ref",) + tuple(BINARY_COMPOUNDS)
+DEFAULT_PAIR_PROTOTYPES = ("ref", *BINARY_COMPOUNDS)
 
 
 def _reference_nn_distance(symbol: str) -> tuple[str | None, float]:
@@ -212,8 +213,8 @@ def pair_tasks(structures: Iterable[PairStructure], functionals: Sequence[str] =
 
 #: dataset-1 convergence: structures (first sample of these ids' prototypes; the 14 one-atom cells first computed at
 #: 3.5 Å, plus a semiconductor and two ionic compounds) and settings variants relative to PAIR_SETTINGS
-PAIR_CONVERGENCE_STRUCTURES = tuple((el, "ref") for el in ("Ag", "Al", "Au", "Ca", "Cr", "Cs", "Cu", "Fe", "Ir", "K",
-                                                          "Li", "Mo", "Na", "Nb", "Si")) + (
+PAIR_CONVERGENCE_STRUCTURES = (
+    *((el, "ref") for el in ("Ag", "Al", "Au", "Ca", "Cr", "Cs", "Cu", "Fe", "Ir", "K", "Li", "Mo", "Na", "Nb", "Si")),
     ("Mg", "O", "rocksalt"), ("Na", "F", "rocksalt"))
 PAIR_CONVERGENCE_VARIANTS: dict[str, dict] = {
     "default": {},
@@ -256,7 +257,7 @@ def pair_convergence_table(store: ResultStore, base: DFTSettings = PAIR_SETTINGS
         rec = store.get(t.key, with_array=False)
         if rec is None or not rec.ok:
             continue
-        sid, f, v = (t.item.split("|") + ["default"])[:3]
+        sid, f, v = [*t.item.split("|"), "default"][:3]
         p = rec.payload
         rows.append({"id": sid, "functional": f, "variant": v, "energy_ev_per_atom": p["energy_ev_per_atom"],
                      "forces": np.array(p["forces_ev_per_a"]), "stress": np.array(p["stress_ev_per_a3"]),

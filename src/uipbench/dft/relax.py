@@ -15,9 +15,10 @@ relaxation that does not reach ``fmax`` within ``max_steps`` is recorded as fail
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -201,7 +202,7 @@ def relaxed_table(store: ResultStore, slabs: Iterable[str] = DEFAULT_RELAX_SLABS
 
     specs, _ = _slab_specs(store, slabs, settings)
     rows = []
-    for item, s_spec, b_spec, info in specs:
+    for _item, s_spec, b_spec, info in specs:
         rec = store.get(RelaxSpec(s_spec, fmax_ev_per_a).key(), with_array=False)
         s = store.get(s_spec.key(KIND_SLAB), with_array=False)
         b = store.get(b_spec.key(KIND_BULK), with_array=False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from .. import paths
 from ..engine import run_tasks
@@ -11,7 +11,6 @@ from .calc import compute_task
 from .pairs import DEFAULT_ELEMENTS, DEFAULT_PAIR_PROTOTYPES, pair_structures, pair_tasks
 from .settings import PAIR_SETTINGS, SURFACE_SETTINGS, DFTSettings
 from .surfaces import SURFACE_FACETS, eos_results, eos_tasks, surface_tasks
-
 
 #: The DFT result store is part of the project's data, committed beside the exports: it holds hours of CPU time
 #: (every finished calculation, failures with their reasons, convergence variants), so that any machine resumes

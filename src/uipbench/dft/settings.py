@@ -12,9 +12,9 @@ import functools
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -66,7 +66,7 @@ class DFTSettings:
     def layers_of(self, hkl: Sequence[int]) -> int:
         return dict(self.slab_layers)["".join(str(abs(i)) for i in hkl)]
 
-    def replace(self, **changes) -> "DFTSettings":
+    def replace(self, **changes) -> DFTSettings:
         return dataclasses.replace(self, **changes)
 
 
@@ -100,7 +100,7 @@ def initial_magmoms(atoms, settings: DFTSettings) -> list[float]:
 # versions / provenance
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def software_versions() -> dict[str, str]:
     """GPAW, gpaw-data (PAW setups), libxc and ASE versions of this process ({} entries when GPAW is absent)."""
     from importlib import metadata
@@ -120,7 +120,7 @@ def software_versions() -> dict[str, str]:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _file_sha256(path: str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 

@@ -8,17 +8,17 @@ Not to be confused with :mod:`uipbench.surfaces` (the Materials Project slabs th
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..engine import Task
 from ..store import ResultStore
 from ..surfaces.slabs import surface_energy_j_per_m2 as gamma_j_per_m2
-from ..units import EV_PER_A2_TO_J_PER_M2
+from ..units import EV_PER_A2_TO_J_PER_M2  # noqa: F401  (re-exported by uipbench.dft)
 from .calc import KIND_BULK, KIND_EOS, KIND_SLAB, CalcSpec, make_spec
 from .settings import DEFAULT_SETTINGS, SURFACE_SETTINGS, DFTSettings, kpt_mesh
-
 
 SURFACE_ELEMENTS = ("Cu", "Ag", "Au", "Pt", "Pd", "Ni", "Al", "Rh")
 SURFACE_FACETS = ((1, 1, 1), (1, 0, 0), (1, 1, 0))
@@ -218,8 +218,8 @@ def surface_specs(element: str, hkl: Sequence[int], a0: float, settings: DFTSett
     k_slab = kpt_mesh(slab, settings.kpt_density_per_inv_a)
     k_inplane = [max(a, b) for a, b in zip(k_bulk[:2], k_slab[:2])]
     label = f"{element}{info['miller']}"
-    s_spec = make_spec(slab, functional, settings, kpts=k_inplane + [1], stress=False, label=f"slab-{label}")
-    b_spec = make_spec(bulk, functional, settings, kpts=k_inplane + [k_bulk[2]], stress=True,
+    s_spec = make_spec(slab, functional, settings, kpts=[*k_inplane, 1], stress=False, label=f"slab-{label}")
+    b_spec = make_spec(bulk, functional, settings, kpts=[*k_inplane, k_bulk[2]], stress=True,
                        label=f"bulk-{label}")
     return s_spec, b_spec, info
 
