@@ -16,8 +16,8 @@ import numpy as np
 
 from ..engine import Task
 from ..store import make_key, structure_hash
-from .settings import (DEFAULT_SETTINGS, FUNCTIONALS, DFTSettings, _file_sha256, initial_magmoms, kpt_mesh,
-                       software_versions)
+from .settings import (DEFAULT_SETTINGS, FUNCTIONALS, MIXERS, DFTSettings, _file_sha256, initial_magmoms,
+                       kpt_mesh, software_versions)
 
 #: result-store kinds of the four sorts of calculation
 KIND_PAIRS, KIND_EOS, KIND_SLAB, KIND_BULK = "dft-pairs", "dft-eos", "dft-slab", "dft-oriented-bulk"
@@ -59,7 +59,9 @@ def gpaw_calculator(spec: CalcSpec, txt: str | None = None):
 
     s = spec.settings
     magmoms = initial_magmoms(spec.atoms, s)
+    extra = {"mixer": dict(MIXERS[s.mixer])} if s.mixer else {}
     return GPAW(
+        **extra,
         mode=PW(s.ecut_ev, dedecut="estimate" if s.pulay_stress else 0),
         xc=FUNCTIONALS[spec.functional],
         kpts={"size": list(spec.kpts), "gamma": True},

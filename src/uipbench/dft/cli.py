@@ -44,10 +44,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m uipbench.dft", description=_PACKAGE_DOC.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="compute (resumes: stored results are skipped)")
-    r.add_argument("dataset", choices=["pairs", "surfaces", "eos", "convergence", "pairs-convergence", "relax"])
+    r.add_argument("dataset", choices=["pairs", "surfaces", "eos", "convergence", "pairs-convergence", "relax",
+                                      "label-convergence", "training"])
     r.add_argument("--elements", nargs="+", default=None)
     r.add_argument("--prototypes", nargs="+", default=list(DEFAULT_PAIR_PROTOTYPES), choices=PROTOTYPES)
-    r.add_argument("--n-per-prototype", type=int, default=3)
+    r.add_argument("--n-per-prototype", type=int, default=3, help="frames per prototype (pairs, training)")
+    r.add_argument("--n-check", type=int, default=1, help="frames per group with check neighbours (training)")
     r.add_argument("--functionals", nargs="+", default=["pbe", "r2scan"], choices=sorted(FUNCTIONALS))
     r.add_argument("--facets", nargs="+", default=["111", "100", "110"])
     r.add_argument("--variants", nargs="+", default=list(CONVERGENCE_VARIANTS), choices=list(CONVERGENCE_VARIANTS),
@@ -104,6 +106,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = run_tasks(compute_task, pair_convergence_tasks(settings), store, desc="GPAW pair convergence", **kw)
         print(summary)
         print(pair_convergence_table(store, settings).to_string())
+    elif args.dataset == "training":
+        from .training import CHEAP_TRAINING_KW, run_training_pairs
+
+        out = run_training_pairs(store, args.elements or DEFAULT_ELEMENTS, args.prototypes, args.n_per_prototype,
+                                 args.n_check, args.seed, args.max_atoms, retry=True,
+                                 settings_kw=CHEAP_TRAINING_KW if args.cheap else None, **kw)
+        for name, summary in out["summaries"].items():
+            print(name, summary)
+        for k, v in out["skipped"].items():
+            print(f"  skipped {k}: {v}")
+    elif args.dataset == "label-convergence":
+        from .label_convergence import convergence_frame, study_tasks
+
+        summary = run_tasks(compute_task, study_tasks(), store, desc="GPAW label convergence", **kw)
+        print(summary)
+        print(convergence_frame(store).to_string())
     elif args.dataset == "convergence":
         el = (args.elements or ["Cu"])[0]
         facets = [tuple(int(c) for c in f) for f in args.facets]

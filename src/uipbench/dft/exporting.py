@@ -199,6 +199,16 @@ def export(store: ResultStore | None = None, out_dir: Path | None = None,
     manifest["calc_seconds"]["relaxations"] = float(relaxed["seconds"].sum())
     if not relaxed.empty:
         relaxed.round(6).to_csv(out_dir / RELAXED_FILE, index=False)
+    from .label_convergence import LABEL_CONVERGENCE_FILE, convergence_frame
+    from .training_export import export_training
+
+    manifest["training"] = export_training(store, out_dir)
+    manifest["calc_seconds"]["training"] = manifest["training"]["calc_seconds"]
+    lconv = convergence_frame(store)
+    if not lconv.empty:
+        lconv.round(6).to_csv(out_dir / LABEL_CONVERGENCE_FILE, index=False)
+        manifest["failures"]["label_convergence"] = lconv.attrs.get("failures", {})
+    manifest["calc_seconds"]["label_convergence"] = float(lconv["seconds"].sum()) if not lconv.empty else 0.0
     # single-threaded wall time of the calculations (an upper bound on their CPU time on a shared machine)
     manifest["calc_hours_total"] = sum(manifest["calc_seconds"].values()) / 3600
     manifest["versions"] = _versions_in_store(store)
