@@ -183,11 +183,46 @@ def export_training(store: ResultStore, out_dir: Path) -> dict:
     for kind in (KIND_TG_EOS, KIND_TG_PAIRS):
         df = store.frame(kind=kind)
         seconds += float(df["seconds"].sum()) if not df.empty else 0.0
-    return {"pairs": len(frames), "groups_exported": int((groups["status"] == "exported").sum()) if len(groups) else 0,
+    return {"cost_projection": cost_projection(store),"pairs": len(frames), "groups_exported": int((groups["status"] == "exported").sum()) if len(groups) else 0,
             "groups_refused": refused, "frames_refused": refused_frames, "calc_seconds": seconds,
             "gates": {"max_residual_mev_per_atom": MAX_RESIDUAL_MEV_PER_ATOM,
                       "max_stress_offset_gpa": MAX_STRESS_OFFSET_GPA, "max_abs_pressure_gpa": MAX_ABS_PRESSURE_GPA},
             "settings_json": json.dumps({k: v for k, v in _declared().items()}, sort_keys=True)}
+
+
+def cost_projection(store: ResultStore, n_per_group: int = 5, n_check: int = 1) -> dict:
+    """Measured single-point seconds of the training set (median per element set, atoms, functional) and the
+    projected single-threaded hours of the default plan's remaining frames (every default group, ``n_per_group``
+    frames with ``n_check`` checked; E-V scans excluded, they are symmetric and cheap). Cells not yet measured
+    take the median of their element set and functional scaled linearly with the number of atoms."""
+    from .training import groups
+
+    df = store.frame(kind=KIND_TG_PAIRS)
+    ok = df[df["status"] == "ok"] if not df.empty else df
+    if ok.empty:
+        return {}
+    ok = ok.assign(fn=[i.split("|")[1] for i in ok["item"]],
+                   eset=[element_set(_species_of(i.split("-tg-")[0])) for i in ok["item"]])
+    med = ok.groupby(["eset", "n_atoms", "fn"])["seconds"].median()
+    per_atom = (ok["seconds"] / ok["n_atoms"]).groupby([ok["eset"], ok["fn"]]).median()
+    done = set(ok["item"].str.rsplit("|", n=1).str[0])
+    remaining_s, remaining_n = 0.0, 0
+    for g in groups()[0]:
+        es, n = element_set(g.species), len(g.ideal)
+        fids = [f"{g.id}-tg-s0-{i:03d}" for i in range(n_per_group)]
+        fids += [f"{g.id}-tg-s0-{i:03d}~{r}" for i in range(n_check) for r in ("strain", "rattle")
+                 if r == "strain" or n > 1]
+        for fid in fids:
+            for fn in FUNCTIONALS:
+                if f"{fid}|{fn}" in done:
+                    continue
+                remaining_n += 1
+                if (es, n, fn) in med.index:
+                    remaining_s += float(med[(es, n, fn)])
+                elif (es, fn) in per_atom.index:
+                    remaining_s += float(per_atom[(es, fn)]) * n
+    return {"median_seconds": {f"{e}|{n} atoms|{f}": round(float(v), 1) for (e, n, f), v in med.items()},
+            "remaining_single_points": remaining_n, "remaining_hours": round(remaining_s / 3600, 2)}
 
 
 def _declared() -> dict:
