@@ -119,17 +119,23 @@ def test_group_frames_are_seeded_and_checks_are_small_steps():
 def test_settings_are_declared_per_element_set_and_variant():
     hard = training.training_settings(["Mg", "O"])
     soft = training.training_settings(["Cu"], "fermi-dirac")
-    assert hard.ecut_ev == training.TRAINING_ECUT_EV["hard"] > soft.ecut_ev == training.TRAINING_ECUT_EV["default"]
+    assert hard.ecut_ev == training.TRAINING_ECUT_EV["hard"] and soft.ecut_ev == training.TRAINING_ECUT_EV["default"]
+    assert training.element_set(["Mg", "O"]) == "hard" and training.element_set(["Cu"]) == "default"
     assert soft.smearing == "fermi-dirac" and soft.mixer == "robust"
     # a later settings field at its default does not enter the store key: earlier results keep their keys
     assert "mixer" not in hard.as_dict() and soft.as_dict()["mixer"] == "robust"
+    # the group's k-density follows its measured electronic character; a scan without a gap counts as a metal
+    assert training.electronic_character({"band_gap_ev": 4.5}) == "insulator"
+    assert training.electronic_character({"band_gap_ev": 0.0}) == training.electronic_character({}) == "metal"
+    ins = training.training_settings(["Mg", "O"], character="insulator")
+    assert ins.kpt_density_per_inv_a == training.TRAINING_KDENSITY["insulator"] < hard.kpt_density_per_inv_a
 
 
 def _fake_store(tmp_path, pulay_gpa: float, kdensity: float = 1.0):
     """A store of EMT 'calculations' in the records' own format, through the real tasks and keys."""
     store = ResultStore(tmp_path / f"s{pulay_gpa}.sqlite")
     (g,) = [g for g in training.groups(["Ni", "Al"], ["L1_2"], max_atoms=8)[0] if g.id == "AlNi3-L1_2"]
-    kw = {"kdensity": kdensity}
+    kw = {"kdensity": {"metal": kdensity, "insulator": kdensity}}
     t = training.eos_task(g, settings_kw=kw)
     payload = training.scan_eos(t.args, lambda at: _emt(at, pulay_gpa)[::2])
     store.put(t.key, kind=t.kind, model=t.model, item=t.item, payload=payload, seconds=1.0)
@@ -170,3 +176,45 @@ def test_converged_setting_picks_the_first_setting_that_stays_within_tolerance()
                      "err_energy_mev_per_atom": err, "err_d_energy_mev_per_atom": err / 10,
                      "err_stress_gpa": err / 20, "err_force_ev_per_a": 0.0})
     assert converged_setting(pd.DataFrame(rows), "cutoff") == {"MgO-rocksalt": 650}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# GPAW (cheap settings: consistency of the code path, not converged physics)
+
+from uipbench.dft.settings import CHEAP_SETTINGS, gpaw_available  # noqa: E402
+
+GPAW_OK, GPAW_WHY = gpaw_available()
+needs_gpaw = pytest.mark.skipif(not GPAW_OK, reason=GPAW_WHY or "GPAW missing")
+
+
+@needs_gpaw
+@pytest.mark.gpaw
+def test_band_gap_tells_an_insulator_from_a_metal():
+    from uipbench.dft.calc import compute, make_spec
+    from uipbench.dft.pairs import build_prototype
+
+    mgo = compute(make_spec(build_prototype("rocksalt", ["Mg", "O"]), "pbe", CHEAP_SETTINGS))
+    al = compute(make_spec(build_prototype("ref", ["Al"]), "pbe", CHEAP_SETTINGS))
+    assert mgo["band_gap_ev"] > 2.0  # PBE gap of MgO ≈ 4.5 eV at equilibrium; this cell is radii-built
+    assert al["band_gap_ev"] == 0.0  # a band crosses the Fermi level even on a sparse mesh
+
+
+@needs_gpaw
+@pytest.mark.gpaw
+@pytest.mark.slow
+def test_training_run_resumes_and_exports_one_group(tmp_path):
+    store = ResultStore(tmp_path / "s.sqlite")
+    out = training.run_training_pairs(store, ["Al"], ["ref"], n_per_group=1, n_check=1,
+                                      settings_kw=training.CHEAP_TRAINING_KW, progress=False)
+    s = out["summaries"]
+    assert all(x.failed == 0 for x in s.values())
+    eos = store.frame(kind=training.KIND_TG_EOS)
+    assert len(eos) == 1 and 0.9 < eos["scale0"].iloc[0] < 1.1  # Al near its experimental lattice constant
+    frames, checks, groups, _ = training_frames(store)
+    assert set(checks["role"]) == {"strain"} and set(checks["functional"]) == {"pbe", "r2scan"}
+    assert groups["kpts"].iloc[0]  # one mesh for the group
+    assert (frames and groups["status"].iloc[0] == "exported") or groups["status"].iloc[0].startswith(
+        ("check residual", "E-V pressure"))  # at 250 eV a refusal, with its reason, is also a valid outcome
+    again = training.run_training_pairs(store, ["Al"], ["ref"], n_per_group=1, n_check=1,
+                                        settings_kw=training.CHEAP_TRAINING_KW, progress=False)
+    assert all(x.ok == 0 and x.skipped == x.total for x in again["summaries"].values())  # resumed from the store

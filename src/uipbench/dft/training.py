@@ -41,14 +41,18 @@ KIND_TG_PAIRS = "dft-tg-pairs"
 
 #: elements whose PAW setups need the high cutoff (label-convergence study: chapter 20, data/dft/convergence_labels.csv)
 HARD_ELEMENTS = frozenset({"B", "C", "N", "O", "F"})
-TRAINING_ECUT_EV = {"hard": 800.0, "default": 600.0}
-TRAINING_KDENSITY = 3.5  #: per Å⁻¹, applied once per group to its unstrained equilibrium cell
+TRAINING_ECUT_EV = {"hard": 800.0, "default": 800.0}
+#: k-point density (per Å⁻¹) of a group's one mesh, by the electronic character of its unstrained equilibrium cell
+#: (PBE Kohn-Sham gap of the E-V scan point nearest the minimum): metals need dense meshes, insulators do not
+TRAINING_KDENSITY = {"metal": 4.0, "insulator": 2.5}
+INSULATOR_GAP_EV = 0.3
 #: SCF / occupation variants tried in order for a group with a failed calculation
 RETRY_VARIANTS: dict[str, dict] = {"default": {}, "mixer": {"mixer": "robust"},
                                    "fermi-dirac": {"mixer": "robust", "smearing": "fermi-dirac"}}
 #: ``settings_kw`` of tests and smoke runs: CHEAP_SETTINGS with its own cutoff and k-density (seconds, not converged)
 CHEAP_TRAINING_KW = {"base": CHEAP_SETTINGS, "ecut": {"hard": CHEAP_SETTINGS.ecut_ev, "default": CHEAP_SETTINGS.ecut_ev},
-                     "kdensity": CHEAP_SETTINGS.kpt_density_per_inv_a}
+                     "kdensity": {"metal": CHEAP_SETTINGS.kpt_density_per_inv_a,
+                                  "insulator": CHEAP_SETTINGS.kpt_density_per_inv_a}}
 EOS_SCALES = (0.94, 0.96, 0.98, 1.0, 1.02, 1.04, 1.06)  #: lattice-constant factors of the first scan
 EOS_MAX_POINTS = 13
 CHECK_STRAIN = 0.01
@@ -60,10 +64,17 @@ def element_set(species: Iterable[str]) -> str:
 
 
 def training_settings(species: Iterable[str], variant: str = "default", base: DFTSettings = PAIR_SETTINGS,
-                      ecut: dict[str, float] = TRAINING_ECUT_EV, kdensity: float = TRAINING_KDENSITY) -> DFTSettings:
-    """The declared settings of a group: the cutoff of its element set, the group k-density, the retry variant."""
-    return base.replace(ecut_ev=float(ecut[element_set(species)]), kpt_density_per_inv_a=float(kdensity),
+                      ecut: dict[str, float] = TRAINING_ECUT_EV, kdensity: dict[str, float] = TRAINING_KDENSITY,
+                      character: str = "metal") -> DFTSettings:
+    """The declared settings of a group: the cutoff of its element set, the k-density of its electronic
+    ``character`` ("metal" for the E-V scan itself, which is cheap and must not presume a gap), the retry variant."""
+    return base.replace(ecut_ev=float(ecut[element_set(species)]), kpt_density_per_inv_a=float(kdensity[character]),
                         **RETRY_VARIANTS[variant])
+
+
+def electronic_character(eos_payload: dict) -> str:
+    gap = eos_payload.get("band_gap_ev")
+    return "insulator" if gap is not None and gap >= INSULATOR_GAP_EV else "metal"
 
 
 @dataclass(frozen=True)
@@ -107,7 +118,8 @@ def eos_task(group: Group, variant: str = "default", settings_kw: dict | None = 
 def scan_eos(spec: EOSSpec, energy_and_stress=None) -> dict:
     """E-V scan at fixed k-mesh, extended by one step beyond an edge until the minimum is bracketed; BM fit.
 
-    ``energy_and_stress(atoms) -> (E eV, Voigt stress eV/Å³)`` defaults to a GPAW PBE single point of ``spec``.
+    ``energy_and_stress(atoms) -> (E eV, Voigt stress eV/Å³[, band gap eV])`` defaults to a GPAW PBE single
+    point of ``spec``.
     Raises when no minimum is found within :data:`EOS_MAX_POINTS` points.
     """
     from .surfaces import fit_eos
@@ -115,7 +127,7 @@ def scan_eos(spec: EOSSpec, energy_and_stress=None) -> dict:
     if energy_and_stress is None:
         def energy_and_stress(at):
             r = compute(make_spec(at, "pbe", spec.settings, kpts=spec.kpts, label=f"tg-eos-{spec.group}"))
-            return r["energy_ev"], r["stress_ev_per_a3"]
+            return r["energy_ev"], r["stress_ev_per_a3"], r.get("band_gap_ev")
 
     n = len(spec.ideal)
     points: dict[float, tuple] = {}
@@ -125,8 +137,8 @@ def scan_eos(spec: EOSSpec, energy_and_stress=None) -> dict:
         if scale not in points:
             at = spec.ideal.copy()
             at.set_cell(at.cell[:] * scale, scale_atoms=True)
-            e, s = energy_and_stress(at)
-            points[scale] = (at.get_volume() / n, e / n, list(np.asarray(s, float)))
+            e, s, *gap = energy_and_stress(at)
+            points[scale] = (at.get_volume() / n, e / n, list(np.asarray(s, float)), gap[0] if gap else None)
         return points[scale]
 
     for s in EOS_SCALES:
@@ -154,12 +166,14 @@ def scan_eos(spec: EOSSpec, energy_and_stress=None) -> dict:
     # pressure of each point vs -dE/dV of the fit (GPa): the stress check of the group's settings
     checks = []
     for s in window:
-        v, _, stress = points[s]
+        v, _, stress, _ = points[s]
         checks.append({"scale": s, "v_a3_per_atom": v, "p_stress_gpa": pressure_gpa(stress),
                        "p_fit_gpa": p_of_v(v)})
+    nearest = min(sc, key=lambda s: abs(s - (scale0 or 1.0)))
     return {"group": spec.group, "points": [{"scale": s, "v_a3_per_atom": points[s][0],
-                                             "e_ev_per_atom": points[s][1], "stress_ev_per_a3": points[s][2]}
-                                            for s in sc],
+                                             "e_ev_per_atom": points[s][1], "stress_ev_per_a3": points[s][2],
+                                             "band_gap_ev": points[s][3]} for s in sc],
+            "band_gap_ev": points[nearest][3],
             "fit": fit, "scale0": scale0, "pressure_checks": checks, "kpts": list(spec.kpts),
             "settings": spec.settings.as_dict(), "n_atoms": n}
 
@@ -214,7 +228,8 @@ def group_frames(group: Group, eq_atoms, n_per_group: int = 5, n_check: int = 1,
 def frame_tasks(group: Group, eos_payload: dict, variant: str = "default", n_per_group: int = 5, n_check: int = 1,
                 seed: int = 0, functionals: Sequence[str] = ("pbe", "r2scan"),
                 settings_kw: dict | None = None) -> list[Task]:
-    st = training_settings(group.species, variant, **(settings_kw or {}))
+    st = training_settings(group.species, variant, character=electronic_character(eos_payload),
+                           **(settings_kw or {}))
     eq = equilibrium_cell(group, eos_payload)
     mesh = kpt_mesh(eq, st.kpt_density_per_inv_a)  # one mesh per group, from its unstrained equilibrium cell
     tasks = []
