@@ -49,8 +49,8 @@ MAX_CELL_LINES = 25
 PLOTTING = re.compile(
     r"\b(ax|axes|ax\d|axes\[\d\])\.\w+\(|plt\.(subplots|figure|scatter|plot|hist)\(|\.set_[xy]label\("
 )
-#: chapters whose report module is being written elsewhere (chapter 20: issue 16)
-PENDING = {"20_dft_references"}
+#: chapters whose report module is being written elsewhere (none)
+PENDING: set[str] = set()
 
 
 def test_notebook_cells_are_thin_and_draw_nothing_themselves():

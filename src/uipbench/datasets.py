@@ -317,7 +317,12 @@ def _project_files(*rel: str) -> tuple[RemoteFile, ...]:
 for _name, _file, _tags, _description in (
     ("gpaw-pbe-r2scan-pairs", "dft/pairs_pbe_r2scan.extxyz", ("transfer", "project-data"),
      "Project-generated GPAW PBE and r2SCAN energies, forces and stresses of small strained/rattled cells "
-     "(elements and binary prototypes) on identical settings (dataset 1)."),
+     "(elements and binary prototypes) on identical settings (dataset 1, legacy: 400 eV, k-mesh per frame; its "
+     "labels fail the consistency checks for B/C/N/O/F and where the mesh switches — not for training)."),
+    ("gpaw-pbe-r2scan-pairs-training", "dft/pairs_training_pbe_r2scan.extxyz", ("transfer", "project-data"),
+     "Project-generated GPAW PBE and r2SCAN energies, forces and stresses of strained/rattled small cells at "
+     "training grade: equilibrium start per group, one k-mesh per group, cutoff per element set, every exported "
+     "group passing the label-consistency checks (dataset 1, training grade)."),
     ("gpaw-pbe-surfaces", "dft/surfaces_pbe.extxyz", ("surfaces", "project-data"),
      "Project-generated GPAW PBE static symmetric slabs of fcc metals and their oriented bulk references "
      "(total energies, gamma) (dataset 2)."),

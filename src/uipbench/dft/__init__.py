@@ -32,9 +32,11 @@ that run DFT, so structure generation, export and loading work without it.
 
 Every ``run`` accepts ``--backend serial|process|dask --workers N`` (one single-threaded GPAW process per core)
 and ``--store PATH`` (default ``data/dft/store.sqlite``, committed); the production order is in
-scripts/dft_production.sh.
+scripts/dft_production.sh and scripts/dft_training_production.sh.
 
-Modules (everything is re-exported here, so ``from uipbench import dft; dft.NAME`` works for every name):
+Modules (this package exports only its public face: the settings, :func:`export`, :func:`load`, :func:`main`, the
+dataset file names and what ``notebooks/20_dft_references`` calls; everything else is imported from its module,
+e.g. ``from uipbench.dft.pairs import pair_structures``):
 
 * :mod:`~uipbench.dft.settings`: :class:`DFTSettings` (every field enters the store key), the production
   settings of each dataset, k-point meshes, initial magnetic moments, software versions;
@@ -43,8 +45,10 @@ Modules (everything is re-exported here, so ``from uipbench import dft; dft.NAME
 * :mod:`~uipbench.dft.surfaces`: E-V curves, slabs and oriented bulks, surface energies (dataset 2; its
   convergence check);
 * :mod:`~uipbench.dft.relax`: relaxations of chosen dataset-2 slabs (static vs relaxed γ; BFGS checkpointed);
-* :mod:`~uipbench.dft.running`: running the tasks into the store (``run_pairs``, ``run_surfaces``, ``run_eos``);
-* :mod:`~uipbench.dft.exporting`: :func:`export` to ``data/dft/`` and :func:`load`;
+* :mod:`~uipbench.dft.running`: running the tasks into the store (``run_dataset``, one runner per dataset;
+  ``run_pairs``, ``run_eos``, ``run_surfaces``, store first);
+* :mod:`~uipbench.dft.exporting`: one exporter per dataset, composed by :func:`export` to ``data/dft/``, and
+  :func:`load`;
 * :mod:`~uipbench.dft.analysis`: tables and fits of the committed data for ``notebooks/20_dft_references``;
 * :mod:`~uipbench.dft.cli` (and ``__main__``): the command line above.
 """
@@ -58,70 +62,48 @@ os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
 os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
 
 # The environment above is set before any submodule is imported (GPAW itself is imported lazily, inside them).
-from .settings import (  # noqa: E402
-    CHEAP_SETTINGS, DEFAULT_MAGMOMS, DEFAULT_SETTINGS, FUNCTIONALS, PAIR_SETTINGS, SURFACE_SETTINGS, DFTSettings,
-    gpaw_available, initial_magmoms, kpt_mesh, software_versions)
-from .calc import (  # noqa: E402
-    KIND_BULK, KIND_EOS, KIND_PAIRS, KIND_SLAB, CalcSpec, compute, compute_task, gpaw_calculator, make_spec,
-    start_atoms)
-from .pairs import (  # noqa: E402
-    BINARY_COMPOUNDS, DEFAULT_ELEMENTS, DEFAULT_PAIR_PROTOTYPES, ELEMENTAL_PROTOTYPES, PAIR_CONVERGENCE_STRUCTURES,
-    PAIR_CONVERGENCE_VARIANTS, PROTOTYPES, PairStructure, build_prototype, pair_convergence_table,
-    pair_convergence_tasks, pair_structures, pair_tasks, perturb)
-from .surfaces import (  # noqa: E402
-    CONVERGENCE_VARIANTS, EOS_ELEMENTS, EOS_SCALES, EV_PER_A2_TO_J_PER_M2, SURFACE_ELEMENTS, SURFACE_FACETS,
-    CONVERGENCE_A0, build_slab, convergence_a0, convergence_elements, convergence_table, convergence_tasks, eos_results,
-    eos_structures, eos_tasks, fit_eos, gamma_j_per_m2,
-    slab_a0, surface_records, surface_specs, surface_table, surface_tasks)
-from .relax import (  # noqa: E402
-    DEFAULT_RELAX_SLABS, FMAX_EV_PER_A, KIND_SLAB_RELAXED, MAX_STEPS, RelaxSpec, central_layers,
-    interlayer_changes_percent, layer_index, relax, relax_task, relax_tasks, relaxed_items, relaxed_table)
-from .running import STORE_FILE, default_store, run_eos, run_pairs, run_surfaces  # noqa: E402
-from .exporting import (  # noqa: E402
-    CONVERGENCE_FILE, CONVERGENCE_FILE_PATTERN, EOS_FILE, MANIFEST_FILE, PAIR_CONVERGENCE_FILE, PAIRS_FILE,
-    RELAXED_FILE, SURFACES_FILE, export, load)
-from .analysis import (  # noqa: E402
-    KNOWN_PBE_A0, chgnet_atomref_shift, element_shifts, eos_table, gamma_vs_mp, pairs_table)
-from .cli import main  # noqa: E402
+from .analysis import chgnet_atomref_shift, element_shifts, eos_table, gamma_vs_mp, pairs_table
+from .calc import KIND_PAIRS
+from .cli import main
+from .exporting import (
+    CONVERGENCE_FILE,
+    CONVERGENCE_FILE_PATTERN,
+    EOS_FILE,
+    MANIFEST_FILE,
+    PAIR_CONVERGENCE_FILE,
+    PAIRS_FILE,
+    RELAXED_FILE,
+    SURFACES_FILE,
+    export,
+    load,
+)
+from .running import run_pairs
+from .settings import CHEAP_SETTINGS, DEFAULT_SETTINGS, PAIR_SETTINGS, SURFACE_SETTINGS, DFTSettings, gpaw_available
 
-# private helpers, still reachable as ``dft._NAME`` as before the split (the tests use some of them)
-from .settings import _file_sha256  # noqa: E402, F401
-from .calc import _fermi_level, _setup_provenance  # noqa: E402, F401
-from .pairs import (_FLUORITE_CATION_FIRST, _pair_convergence_structures, _radius,  # noqa: E402, F401
-                    _reference_nn_distance, _stable_int)
-from .surfaces import _miller_str, _orthogonal_c, _reduce_2d  # noqa: E402, F401
-from .exporting import (_atoms_from_record, _ok_frame, _provenance_info, _settings_info,  # noqa: E402, F401
-                        _versions_in_store, _write_extxyz)
-from .cli import _settings_from_args  # noqa: E402, F401
-
+#: the public face (settings, the dataset files, export / load / main, and what notebook 20 calls)
 __all__ = [
-    # settings
-    "FUNCTIONALS", "DEFAULT_MAGMOMS", "DFTSettings", "DEFAULT_SETTINGS", "SURFACE_SETTINGS", "PAIR_SETTINGS",
-    "CHEAP_SETTINGS", "kpt_mesh", "initial_magmoms", "software_versions", "gpaw_available",
-    # calc
-    "KIND_PAIRS", "KIND_EOS", "KIND_SLAB", "KIND_BULK", "CalcSpec", "make_spec", "gpaw_calculator", "compute",
-    "compute_task", "start_atoms",
-    # pairs
-    "ELEMENTAL_PROTOTYPES", "BINARY_COMPOUNDS", "PROTOTYPES", "DEFAULT_ELEMENTS", "DEFAULT_PAIR_PROTOTYPES",
-    "build_prototype", "perturb", "PairStructure", "pair_structures", "pair_tasks", "PAIR_CONVERGENCE_STRUCTURES",
-    "PAIR_CONVERGENCE_VARIANTS", "pair_convergence_tasks", "pair_convergence_table",
-    # surfaces
-    "EV_PER_A2_TO_J_PER_M2", "SURFACE_ELEMENTS", "SURFACE_FACETS", "EOS_ELEMENTS", "EOS_SCALES", "eos_structures",
-    "eos_tasks", "fit_eos", "eos_results", "gamma_j_per_m2", "build_slab", "slab_a0", "surface_specs",
-    "surface_tasks",
-    "CONVERGENCE_VARIANTS", "CONVERGENCE_A0", "convergence_a0", "convergence_elements", "convergence_tasks",
-    "convergence_table", "surface_records", "surface_table",
-    # relax
-    "KIND_SLAB_RELAXED", "DEFAULT_RELAX_SLABS", "FMAX_EV_PER_A", "MAX_STEPS", "RelaxSpec", "layer_index",
-    "central_layers", "interlayer_changes_percent", "relax", "relax_task", "relax_tasks", "relaxed_items",
-    "relaxed_table",
-    # running
-    "STORE_FILE", "default_store", "run_eos", "run_surfaces", "run_pairs",
-    # exporting
-    "PAIRS_FILE", "SURFACES_FILE", "EOS_FILE", "MANIFEST_FILE", "CONVERGENCE_FILE", "CONVERGENCE_FILE_PATTERN",
-    "PAIR_CONVERGENCE_FILE", "RELAXED_FILE", "export", "load",
-    # analysis
-    "KNOWN_PBE_A0", "pairs_table", "element_shifts", "chgnet_atomref_shift", "eos_table", "gamma_vs_mp",
-    # cli
+    "CHEAP_SETTINGS",
+    "CONVERGENCE_FILE",
+    "CONVERGENCE_FILE_PATTERN",
+    "DEFAULT_SETTINGS",
+    "EOS_FILE",
+    "KIND_PAIRS",
+    "MANIFEST_FILE",
+    "PAIRS_FILE",
+    "PAIR_CONVERGENCE_FILE",
+    "PAIR_SETTINGS",
+    "RELAXED_FILE",
+    "SURFACES_FILE",
+    "SURFACE_SETTINGS",
+    "DFTSettings",
+    "chgnet_atomref_shift",
+    "element_shifts",
+    "eos_table",
+    "export",
+    "gamma_vs_mp",
+    "gpaw_available",
+    "load",
     "main",
+    "pairs_table",
+    "run_pairs",
 ]

@@ -20,6 +20,7 @@ from ..store import make_key, structure_hash
 from .settings import (
     DEFAULT_SETTINGS,
     FUNCTIONALS,
+    MIXERS,
     DFTSettings,
     _file_sha256,
     initial_magmoms,
@@ -67,7 +68,9 @@ def gpaw_calculator(spec: CalcSpec, txt: str | None = None):
 
     s = spec.settings
     magmoms = initial_magmoms(spec.atoms, s)
+    extra = {"mixer": dict(MIXERS[s.mixer])} if s.mixer else {}
     return GPAW(
+        **extra,
         mode=PW(s.ecut_ev, dedecut="estimate" if s.pulay_stress else 0),
         xc=FUNCTIONALS[spec.functional],
         kpts={"size": list(spec.kpts), "gamma": True},
@@ -140,6 +143,7 @@ def compute(spec: CalcSpec) -> dict:
         "magmom_total_bohr": magmom,
         "scf_iterations": iterations,
         "fermi_level_ev": _fermi_level(calc),
+        "band_gap_ev": band_gap_ev(calc),
         "kpts": list(spec.kpts),
         "n_atoms": len(atoms),
         "formula": atoms.get_chemical_formula(mode="hill"),
@@ -154,6 +158,28 @@ def compute(spec: CalcSpec) -> dict:
         "setups": _setup_provenance(calc),
         "calc_seconds": seconds,
     }
+
+
+def band_gap_ev(calc) -> float | None:
+    """Kohn-Sham gap: 0 when any band crosses the Fermi level across the irreducible k-points (a metal, whatever
+    the sparseness of the mesh), else the lowest eigenvalue above it minus the highest below; None if the
+    calculator cannot tell."""
+    try:
+        ef = _fermi_level(calc)
+        nk = len(calc.get_ibz_k_points())
+        eig = np.array([[calc.get_eigenvalues(kpt=k, spin=s) for k in range(nk)]
+                        for s in range(calc.get_number_of_spins())])  # (spin, k, band)
+    except Exception:
+        return None
+    if ef is None:
+        return None
+    crosses = (eig.min(axis=1) < ef) & (eig.max(axis=1) > ef)
+    if crosses.any():
+        return 0.0
+    below, above = eig[eig <= ef], eig[eig > ef]
+    if not len(below) or not len(above):
+        return None
+    return float(above.min() - below.max())
 
 
 def _fermi_level(calc) -> float | None:

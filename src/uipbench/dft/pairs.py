@@ -146,6 +146,39 @@ def perturb(atoms, rng: np.random.Generator, max_strain: float = 0.05, rattle_ra
     return atoms
 
 
+def prototype_bases(elements: Iterable[str] = DEFAULT_ELEMENTS, prototypes: Iterable[str] = DEFAULT_PAIR_PROTOTYPES,
+                    max_atoms: int = 8, compounds: Iterable[tuple[str, str]] | None = None
+                    ) -> tuple[list[tuple[str, tuple[str, ...], Any]], dict[str, str]]:
+    """The ideal cells of dataset 1 before any strain: ([(prototype, species, atoms)], skipped id -> reason).
+
+    Elemental prototypes are built for every element; "ref" means each element's own simple reference structure
+    (elements without one are skipped with the reason). Binary prototypes use the compounds of
+    :data:`BINARY_COMPOUNDS` whose two elements are both in ``elements`` (or the given ``compounds``).
+    """
+    elements = list(dict.fromkeys(elements))
+    out = []
+    skipped: dict[str, str] = {}
+    for proto in dict.fromkeys(prototypes):
+        if proto not in PROTOTYPES:
+            raise ValueError(f"unknown prototype {proto!r}; choose from {PROTOTYPES}")
+        if proto == "ref" or proto in ELEMENTAL_PROTOTYPES:
+            combos = [(el,) for el in elements]
+        else:
+            pool = BINARY_COMPOUNDS[proto] if compounds is None else tuple(compounds)
+            combos = [c for c in pool if all(e in elements for e in c)]
+        for species in combos:
+            try:
+                base = build_prototype(proto, species)
+            except ValueError as exc:
+                skipped[f"{'-'.join(species)}-{proto}"] = str(exc)
+                continue
+            if len(base) > max_atoms:
+                skipped[f"{base.get_chemical_formula(mode='hill')}-{proto}"] = f"{len(base)} atoms > max_atoms"
+                continue
+            out.append((proto, tuple(species), base))
+    return out, skipped
+
+
 @dataclass(frozen=True)
 class PairStructure:
     id: str
@@ -167,33 +200,16 @@ def pair_structures(elements: Iterable[str] = DEFAULT_ELEMENTS, prototypes: Iter
     changes the structures already generated. Sorted breadth first (sample index, atoms, id): every prototype
     and composition gets its first sample before any gets a second, so an interrupted run still covers them all.
     """
-    elements = list(dict.fromkeys(elements))
+    bases, skipped = prototype_bases(elements, prototypes, max_atoms, compounds)
     out: list[PairStructure] = []
-    skipped: dict[str, str] = {}
-    for proto in dict.fromkeys(prototypes):
-        if proto not in PROTOTYPES:
-            raise ValueError(f"unknown prototype {proto!r}; choose from {PROTOTYPES}")
-        if proto == "ref" or proto in ELEMENTAL_PROTOTYPES:
-            combos = [(el,) for el in elements]
-        else:
-            pool = BINARY_COMPOUNDS[proto] if compounds is None else tuple(compounds)
-            combos = [c for c in pool if all(e in elements for e in c)]
-        for species in combos:
-            try:
-                base = build_prototype(proto, species)
-            except ValueError as exc:
-                skipped[f"{'-'.join(species)}-{proto}"] = str(exc)
-                continue
-            if len(base) > max_atoms:
-                skipped[f"{base.get_chemical_formula(mode='hill')}-{proto}"] = f"{len(base)} atoms > max_atoms"
-                continue
-            name = base.get_chemical_formula(mode="metal", empirical=False)
-            for i in range(n_per_prototype):
-                sid = f"{name}-{proto}-s{seed}-{i:03d}"
-                rng = np.random.default_rng([seed, _stable_int(sid)])
-                atoms = perturb(base, rng)
-                atoms.info.update({"id": sid, "prototype": proto, "sample": i, "seed": seed})
-                out.append(PairStructure(sid, proto, tuple(species), i, atoms))
+    for proto, species, base in bases:
+        name = base.get_chemical_formula(mode="metal", empirical=False)
+        for i in range(n_per_prototype):
+            sid = f"{name}-{proto}-s{seed}-{i:03d}"
+            rng = np.random.default_rng([seed, _stable_int(sid)])
+            atoms = perturb(base, rng)
+            atoms.info.update({"id": sid, "prototype": proto, "sample": i, "seed": seed})
+            out.append(PairStructure(sid, proto, tuple(species), i, atoms))
     out.sort(key=lambda s: (s.index, len(s.atoms), s.id))
     return out, skipped
 

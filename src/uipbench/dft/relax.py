@@ -87,6 +87,30 @@ def checkpoint_dir() -> Path:
     return paths.results_dir() / "dft-relax"
 
 
+def _checkpoint_paths(rspec: RelaxSpec, workdir: Path | None) -> tuple[Path, Path]:
+    """The relaxation's trajectory and BFGS-state files in ``workdir`` (default :func:`checkpoint_dir`)."""
+    workdir = Path(workdir) if workdir is not None else checkpoint_dir()
+    workdir.mkdir(parents=True, exist_ok=True)
+    stem = workdir / rspec.key()[:16]
+    return stem.with_suffix(".traj"), stem.with_suffix(".bfgs.json")
+
+
+def _resume(atoms, traj_path: Path, hessian_path: Path) -> bool:
+    """Move ``atoms`` to the last checkpointed positions; False (and the checkpoint removed) when there is none
+    or it is truncated."""
+    from ase.io import read
+
+    if not (traj_path.exists() and traj_path.stat().st_size > 0):
+        return False
+    try:
+        atoms.positions = read(str(traj_path), index=-1).positions
+        return True
+    except Exception:
+        traj_path.unlink()
+        hessian_path.unlink(missing_ok=True)
+        return False
+
+
 def relax(rspec: RelaxSpec, calculator: Any = None, workdir: Path | None = None) -> dict:
     """Relax the slab of ``rspec`` (GPAW of its settings unless ``calculator`` is given; tests pass a cheap ASE
     calculator). Resumes from the checkpoint in ``workdir`` (default :func:`checkpoint_dir`). Raises RuntimeError
@@ -103,19 +127,8 @@ def relax(rspec: RelaxSpec, calculator: Any = None, workdir: Path | None = None)
     fixed = np.flatnonzero(np.isin(layers, fixed_layers))
     atoms.set_constraint(FixAtoms(indices=fixed))
 
-    workdir = Path(workdir) if workdir is not None else checkpoint_dir()
-    workdir.mkdir(parents=True, exist_ok=True)
-    stem = workdir / rspec.key()[:16]
-    traj_path, hessian_path = stem.with_suffix(".traj"), stem.with_suffix(".bfgs.json")
-    resumed = False
-    if traj_path.exists() and traj_path.stat().st_size > 0:
-        try:
-            atoms.positions = read(str(traj_path), index=-1).positions
-            resumed = True
-        except Exception:  # a truncated checkpoint (killed while writing): start over
-            traj_path.unlink()
-            hessian_path.unlink(missing_ok=True)
-
+    traj_path, hessian_path = _checkpoint_paths(rspec, workdir)
+    resumed = _resume(atoms, traj_path, hessian_path)
     atoms.calc = calculator if calculator is not None else gpaw_calculator(spec)
     t0 = time.perf_counter()
     e_start = float(atoms.get_potential_energy())
@@ -164,10 +177,12 @@ def relax_task(rspec: RelaxSpec) -> dict:
     return relax(rspec)
 
 
-def _slab_specs(store: ResultStore, slabs: Iterable[str], settings: DFTSettings):
-    """(item, slab spec, bulk spec, info) of each ``"El|hkl"`` at the element's E-V lattice constant (dataset 2)."""
+def _slab_specs(store: ResultStore, slabs: Iterable[str], settings: DFTSettings, eos: dict[str, dict] | None = None):
+    """(item, slab spec, bulk spec, info) of each ``"El|hkl"`` at the element's E-V lattice constant (dataset 2;
+    ``eos``: the fits of :func:`~uipbench.dft.surfaces.eos_results` for ``settings``, computed when not given)."""
     slabs = list(slabs)
-    eos = eos_results(store, settings, sorted({s.split("|")[0] for s in slabs}))
+    if eos is None:
+        eos = eos_results(store, settings, sorted({s.split("|")[0] for s in slabs}))
     out, skipped = [], {}
     for item in slabs:
         el, miller = item.split("|")
@@ -182,9 +197,10 @@ def _slab_specs(store: ResultStore, slabs: Iterable[str], settings: DFTSettings)
 
 def relax_tasks(store: ResultStore, slabs: Iterable[str] = DEFAULT_RELAX_SLABS,
                 settings: DFTSettings = SURFACE_SETTINGS, fmax_ev_per_a: float = FMAX_EV_PER_A,
-                max_steps: int = MAX_STEPS) -> tuple[list[Task], dict[str, str]]:
-    """One relaxation task per ``"El|hkl"`` slab of dataset 2; slabs without an E-V fit come back as skipped."""
-    specs, skipped = _slab_specs(store, slabs, settings)
+                max_steps: int = MAX_STEPS, eos: dict[str, dict] | None = None) -> tuple[list[Task], dict[str, str]]:
+    """One relaxation task per ``"El|hkl"`` slab of dataset 2; slabs without an E-V fit come back as skipped
+    (``eos``: the E-V fits of ``settings`` when already computed)."""
+    specs, skipped = _slab_specs(store, slabs, settings, eos)
     return [RelaxSpec(s, fmax_ev_per_a, max_steps).task(item) for item, s, _, _ in specs], skipped
 
 
@@ -195,12 +211,14 @@ def relaxed_items(store: ResultStore) -> list[str]:
 
 
 def relaxed_table(store: ResultStore, slabs: Iterable[str] = DEFAULT_RELAX_SLABS,
-                  settings: DFTSettings = SURFACE_SETTINGS, fmax_ev_per_a: float = FMAX_EV_PER_A):
+                  settings: DFTSettings = SURFACE_SETTINGS, fmax_ev_per_a: float = FMAX_EV_PER_A,
+                  eos: dict[str, dict] | None = None):
     """γ of the static and the relaxed slab (same oriented-bulk reference), the relaxation energy and the change
-    of the outer interlayer spacings, for every relaxation in the store (DataFrame; failures listed with reasons)."""
+    of the outer interlayer spacings, for every relaxation in the store (DataFrame; failures listed with reasons;
+    ``eos``: the E-V fits of ``settings`` when already computed)."""
     import pandas as pd
 
-    specs, _ = _slab_specs(store, slabs, settings)
+    specs, _ = _slab_specs(store, slabs, settings, eos)
     rows = []
     for _item, s_spec, b_spec, info in specs:
         rec = store.get(RelaxSpec(s_spec, fmax_ev_per_a).key(), with_array=False)

@@ -56,9 +56,16 @@ class DFTSettings:
     # dataset 2 geometry
     slab_layers: tuple[tuple[str, int], ...] = (("100", 6), ("110", 8), ("111", 6))
     vacuum_a: float = 12.0  #: total vacuum thickness between periodic slab images
+    # fields added after results were stored: they enter the key only when they differ from their default, so the
+    # keys of every earlier result stay what they were
+    mixer: str = ""  #: "" = GPAW's default density mixer; else a name of :data:`MIXERS` (an SCF-only change)
 
     def as_dict(self) -> dict:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        d = json.loads(json.dumps(dataclasses.asdict(self)))
+        for name, default in _LATER_FIELDS.items():
+            if d.get(name) == default:
+                d.pop(name)
+        return d
 
     def magmom_of(self, symbol: str) -> float:
         return dict(self.magmoms).get(symbol, 0.0)
@@ -69,6 +76,12 @@ class DFTSettings:
     def replace(self, **changes) -> DFTSettings:
         return dataclasses.replace(self, **changes)
 
+
+#: fields omitted from :meth:`DFTSettings.as_dict` (and so from store keys) at their default value
+_LATER_FIELDS = {"mixer": ""}
+#: density mixers by name (GPAW ``mixer=`` arguments). They change how the SCF gets to the ground state, not the
+#: ground state: a converged energy does not depend on them (to the SCF tolerance).
+MIXERS: dict[str, dict] = {"robust": {"backend": "pulay", "beta": 0.02, "nmaxold": 8, "weight": 100.0}}
 
 DEFAULT_SETTINGS = DFTSettings()
 #: dataset 2 (surfaces, PBE) and its E-V curves: the same settings with denser k-points, because γ of 1x1 slabs

@@ -74,8 +74,16 @@ def fit_eos(volumes_a3: Sequence[float], energies_ev: Sequence[float]) -> dict:
 def eos_results(store: ResultStore, settings: DFTSettings = SURFACE_SETTINGS,
                 elements: Iterable[str] | None = None, min_points: int = len(EOS_SCALES)) -> dict[str, dict]:
     """element -> fit (a0_a, v0_a3_per_atom, e0_ev_per_atom, b_gpa, n_points) from stored E-V points of
-    ``settings``; {'error': reason} for an element whose points are incomplete or whose fit failed."""
-    df = store.frame(kind=KIND_EOS)
+    ``settings``; {'error': reason} for an element whose points are incomplete or whose fit failed.
+
+    Every consumer of the fits (:func:`surface_records`, :func:`convergence_a0`, the relaxations) takes them as an
+    optional ``eos`` argument, so one export or run fits once and passes the result down."""
+    return eos_results_from_frame(store.frame(kind=KIND_EOS), settings, elements, min_points)
+
+
+def eos_results_from_frame(df, settings: DFTSettings = SURFACE_SETTINGS, elements: Iterable[str] | None = None,
+                           min_points: int = len(EOS_SCALES)) -> dict[str, dict]:
+    """:func:`eos_results` from an already read ``store.frame(kind=KIND_EOS)`` (every record of the kind)."""
     out: dict[str, dict] = {}
     if df.empty:
         return out
@@ -271,11 +279,13 @@ CONVERGENCE_VARIANTS: dict[str, dict] = {
 CONVERGENCE_A0 = {"Cu": 3.63}
 
 
-def convergence_a0(store: ResultStore, element: str, settings: DFTSettings = SURFACE_SETTINGS) -> float:
-    """Lattice constant of ``element``'s surface convergence check (:data:`CONVERGENCE_A0`, else its E-V fit)."""
+def convergence_a0(store: ResultStore, element: str, settings: DFTSettings = SURFACE_SETTINGS,
+                   eos: dict[str, dict] | None = None) -> float:
+    """Lattice constant of ``element``'s surface convergence check (:data:`CONVERGENCE_A0`, else its E-V fit;
+    ``eos``: the fits of :func:`eos_results` for ``settings`` when already computed)."""
     if element in CONVERGENCE_A0:
         return CONVERGENCE_A0[element]
-    fit = eos_results(store, settings, [element]).get(element, {})
+    fit = (eos if eos is not None else eos_results(store, settings, [element])).get(element, {})
     if "a0_a" not in fit:
         raise ValueError(f"no E-V fit of {element} in the store ({fit.get('error', 'no points')}): run "
                          f"`python -m uipbench.dft run eos --elements {element}` first")
@@ -343,13 +353,15 @@ def convergence_table(store: ResultStore, element: str = "Cu", a0: float = 3.63,
 
 
 def surface_records(store: ResultStore, settings: DFTSettings = SURFACE_SETTINGS,
-                    facets: Iterable[Sequence[int]] = SURFACE_FACETS) -> list[dict]:
+                    facets: Iterable[Sequence[int]] = SURFACE_FACETS, eos: dict[str, dict] | None = None) -> list[dict]:
     """The dataset-2 calculations the store holds for ``settings``: one dict per (fcc element with an E-V fit,
     facet) with its geometry ``info`` and the slab / bulk :class:`~uipbench.store.Record` (None when absent).
 
     Looked up by the keys of :func:`surface_tasks` (so stale records of other geometries or settings, and the
-    convergence runs, are never mixed in)."""
-    eos = {el: f for el, f in eos_results(store, settings).items() if f.get("structure") == "fcc"}
+    convergence runs, are never mixed in). ``eos``: the fits of :func:`eos_results` for ``settings`` (computed
+    when not given)."""
+    eos = eos if eos is not None else eos_results(store, settings)
+    eos = {el: f for el, f in eos.items() if f.get("structure") == "fcc"}
     out = []
     for el in sorted(eos):
         a0 = slab_a0(eos[el])
@@ -361,12 +373,13 @@ def surface_records(store: ResultStore, settings: DFTSettings = SURFACE_SETTINGS
 
 
 def surface_table(store: ResultStore, settings: DFTSettings = SURFACE_SETTINGS,
-                  records: list[dict] | None = None):
-    """γ per (element, facet) from stored slab and oriented-bulk energies of ``settings`` (DataFrame)."""
+                  records: list[dict] | None = None, eos: dict[str, dict] | None = None):
+    """γ per (element, facet) from stored slab and oriented-bulk energies of ``settings`` (DataFrame; ``records``
+    of :func:`surface_records`, else looked up with the E-V fits ``eos``, computed when not given)."""
     import pandas as pd
 
     rows = []
-    for r in (records if records is not None else surface_records(store, settings)):
+    for r in (records if records is not None else surface_records(store, settings, eos=eos)):
         s, b, info = r["slab"], r["bulk"], r["info"]
         if not (s and b and s.ok and b.ok):
             continue

@@ -1,0 +1,242 @@
+"""Gates and export of the training-grade dataset 1 (:mod:`uipbench.dft.training`).
+
+A group is exported only when every physics check it has passes; what is refused is listed with its reason:
+
+* its PBE E-V scan exists, bracketed a minimum, and the pressure of its central points agrees with -dE/dV of the
+  fit within :data:`~uipbench.dft.consistency.MAX_STRESS_OFFSET_GPA`;
+* it has at least one check neighbour per role (strain; rattle for cells of more than one atom), and every check
+  residual of both functionals is within :data:`~uipbench.dft.consistency.MAX_RESIDUAL_MEV_PER_ATOM`;
+* the chosen settings variant has no failed calculation;
+* each frame's pressure lies within :data:`~uipbench.dft.consistency.MAX_ABS_PRESSURE_GPA` (else that frame alone
+  is refused).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..store import ResultStore
+from .consistency import (
+    MAX_ABS_PRESSURE_GPA,
+    MAX_RESIDUAL_MEV_PER_ATOM,
+    MAX_STRESS_OFFSET_GPA,
+    pressure_gpa,
+    work_residual_ev_per_atom,
+)
+from .training import KIND_TG_EOS, KIND_TG_PAIRS, RETRY_VARIANTS, element_set
+
+TRAINING_FILE = "dft/pairs_training_pbe_r2scan.extxyz"
+TRAINING_CHECKS_FILE = "dft/training_checks.csv"
+TRAINING_GROUPS_FILE = "dft/training_groups.csv"
+FUNCTIONALS = ("pbe", "r2scan")
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def _frame_of(rec: dict) -> dict:
+    return {"cell": np.asarray(rec["cell_a"]), "positions": np.asarray(rec["positions_a"]),
+            "energy": float(rec["energy_ev"]), "forces": np.asarray(rec["forces_ev_per_a"]),
+            "stress": np.asarray(rec["stress_ev_per_a3"])}
+
+
+def collect(store: ResultStore) -> dict[tuple[str, str], dict]:
+    """(group, variant) -> {"eos": payload | error, "records": {(frame id, functional): row}, "failed": {...}}."""
+    out: dict[tuple[str, str], dict] = {}
+    eos = store.frame(kind=KIND_TG_EOS)
+    for _, r in (eos.iterrows() if not eos.empty else []):
+        gid, variant = r["item"].split("|")
+        g = out.setdefault((gid, variant), {"records": {}, "failed": {}})
+        g["eos"] = r if r["status"] == "ok" else None
+        if r["status"] != "ok":
+            g["failed"]["E-V scan|pbe"] = r["error"]
+    df = store.frame(kind=KIND_TG_PAIRS)
+    for _, r in (df.iterrows() if not df.empty else []):
+        fid, f, variant = r["item"].split("|")
+        g = out.setdefault((fid.split("-tg-")[0], variant), {"records": {}, "failed": {}})
+        if r["status"] == "ok":
+            g["records"][(fid, f)] = r
+        else:
+            g["failed"][f"{fid}|{f}"] = r["error"]
+    return out
+
+
+def group_checks(entry: dict) -> tuple[list[dict], dict]:
+    """(check rows, summary) of one (group, variant): residual of every check neighbour, E-V pressure offsets."""
+    rows = []
+    recs = entry["records"]
+    for (fid, f), r in sorted(recs.items()):
+        if "~" not in fid:
+            continue
+        base = recs.get((fid.split("~")[0], f))
+        if base is None:
+            continue
+        n = base["n_atoms"]
+        rows.append({"frame": fid.split("~")[0], "role": fid.split("~")[1], "functional": f,
+                     "d_energy_mev_per_atom": 1e3 * (r["energy_ev"] - base["energy_ev"]) / n,
+                     "residual_mev_per_atom": 1e3 * work_residual_ev_per_atom(_frame_of(base), _frame_of(r))})
+    summary: dict[str, Any] = {"max_abs_residual_mev_per_atom": max((abs(x["residual_mev_per_atom"]) for x in rows),
+                                                                    default=float("nan"))}
+    eos = entry.get("eos")
+    if eos is not None:
+        p = eos.get("payload", eos)
+        checks = p["pressure_checks"]
+        i0 = int(np.argmin([abs(c["scale"] - p["scale0"]) for c in checks])) if p.get("scale0") else len(checks) // 2
+        central = checks[max(0, i0 - 1): i0 + 2]
+        summary.update({"eos_scale0": p["scale0"], "eos_b_gpa": p["fit"]["b_gpa"],
+                        "eos_pressure_offset_gpa": max(abs(c["p_stress_gpa"] - c["p_fit_gpa"]) for c in central),
+                        "kpts": "x".join(str(k) for k in p["kpts"])})
+    return rows, summary
+
+
+def gate(entry: dict, rows: list[dict], summary: dict) -> str:
+    """'' when the (group, variant) passes, else the first reason it is refused."""
+    if entry["failed"]:
+        k, v = sorted(entry["failed"].items())[0]
+        return f"{len(entry['failed'])} failed calculation(s), e.g. {k}: {v}"
+    if entry.get("eos") is None:
+        return "no E-V scan"
+    if not summary.get("eos_pressure_offset_gpa", np.inf) <= MAX_STRESS_OFFSET_GPA:
+        offset = summary.get("eos_pressure_offset_gpa", np.nan)
+        return f"E-V pressure vs -dE/dV {offset:.2f} GPa > {MAX_STRESS_OFFSET_GPA}"
+    roles = {(x["role"], x["functional"]) for x in rows}
+    n_atoms = next(iter(entry["records"].values()))["n_atoms"] if entry["records"] else 0
+    need = {("strain", f) for f in FUNCTIONALS} | ({("rattle", f) for f in FUNCTIONALS} if n_atoms > 1 else set())
+    if not need <= roles:
+        return f"check neighbours not computed yet ({sorted(need - roles)})"
+    worst = summary["max_abs_residual_mev_per_atom"]
+    if not worst <= MAX_RESIDUAL_MEV_PER_ATOM:
+        return f"check residual {worst:.2f} meV/atom > {MAX_RESIDUAL_MEV_PER_ATOM}"
+    return ""
+
+
+def training_frames(store: ResultStore) -> tuple[list, pd.DataFrame, pd.DataFrame, dict]:
+    """(exported ase.Atoms, check table, group table, refused frames) from the store."""
+    import pandas as pd
+    from ase import Atoms
+
+    from .exporting import _provenance_info, _settings_info
+    from .settings import DFTSettings
+
+    entries = collect(store)
+    frames, check_rows, group_rows, refused_frames = [], [], [], {}
+    order = list(RETRY_VARIANTS)
+    for gid in sorted({g for g, _ in entries}):
+        variants = sorted((v for g, v in entries if g == gid), key=order.index)
+        chosen, reason_by_variant = None, {}
+        for v in variants:
+            rows, summary = group_checks(entries[(gid, v)])
+            for x in rows:
+                check_rows.append({"group": gid, "variant": v, **x})
+            reason = gate(entries[(gid, v)], rows, summary)
+            reason_by_variant[v] = reason
+            group_rows.append({"group": gid, "variant": v, "element_set": None, "status": reason or "exported",
+                               **summary})
+            if not reason and chosen is None:
+                chosen = v
+        if chosen is None:
+            continue
+        recs = entries[(gid, chosen)]["records"]
+        for fid in sorted({fid for fid, _ in recs if "~" not in fid}):
+            pair = {f: recs.get((fid, f)) for f in FUNCTIONALS}
+            if any(p is None for p in pair.values()):
+                continue  # the other functional still running
+            p_max = max(abs(pressure_gpa(pair[f]["stress_ev_per_a3"])) for f in FUNCTIONALS)
+            if p_max > MAX_ABS_PRESSURE_GPA:
+                refused_frames[fid] = f"|P| = {p_max:.1f} GPa > {MAX_ABS_PRESSURE_GPA}"
+                continue
+            r0 = pair["pbe"]
+            st = DFTSettings(**{k: tuple(tuple(x) for x in v) if isinstance(v, list) else v
+                                for k, v in r0["settings"].items()})
+            atoms = Atoms(numbers=r0["numbers"], positions=r0["positions_a"], cell=r0["cell_a"], pbc=r0["pbc"])
+            atoms.info.update({"id": fid, "group": gid, "prototype": gid.split("-", 1)[1], "formula": r0["formula"],
+                               "variant": chosen, "element_set": element_set(atoms.get_chemical_symbols()),
+                               **_settings_info(st), **_provenance_info(r0)})
+            for f in FUNCTIONALS:
+                r = pair[f]
+                atoms.info[f"energy_{f}_ev"] = r["energy_ev"]
+                atoms.info[f"stress_{f}_ev_per_a3"] = np.array(r["stress_ev_per_a3"])
+                atoms.info[f"magmom_{f}_bohr"] = r["magmom_total_bohr"] if r["magmom_total_bohr"] is not None else 0.0
+                atoms.info[f"kpts_{f}"] = np.array(r["kpts"])
+                atoms.arrays[f"forces_{f}_ev_per_a"] = np.array(r["forces_ev_per_a"])
+            frames.append(atoms)
+    groups = pd.DataFrame(group_rows)
+    if not groups.empty:
+        groups["element_set"] = [element_set(_species_of(g)) for g in groups["group"]]
+    return frames, pd.DataFrame(check_rows), groups, refused_frames
+
+
+def _species_of(group_id: str) -> list[str]:
+    from ase.formula import Formula
+
+    return list(Formula(group_id.split("-")[0]).count())
+
+
+def export_training(store: ResultStore, out_dir: Path) -> dict:
+    """Write the training-grade pairs, their check table and group table; return the manifest section."""
+    from .exporting import _write_extxyz
+
+    frames, checks, groups, refused_frames = training_frames(store)
+    _write_extxyz(frames, out_dir / TRAINING_FILE)
+    if not checks.empty:
+        checks.round(6).to_csv(out_dir / TRAINING_CHECKS_FILE, index=False)
+    if not groups.empty:
+        groups.round(6).to_csv(out_dir / TRAINING_GROUPS_FILE, index=False)
+    refused = {f"{r.group}|{r.variant}": r.status for r in groups.itertuples() if r.status != "exported"} \
+        if not groups.empty else {}
+    seconds = 0.0
+    for kind in (KIND_TG_EOS, KIND_TG_PAIRS):
+        df = store.frame(kind=kind)
+        seconds += float(df["seconds"].sum()) if not df.empty else 0.0
+    n_exported = int((groups["status"] == "exported").sum()) if len(groups) else 0
+    return {"cost_projection": cost_projection(store), "pairs": len(frames), "groups_exported": n_exported,
+            "groups_refused": refused, "frames_refused": refused_frames, "calc_seconds": seconds,
+            "gates": {"max_residual_mev_per_atom": MAX_RESIDUAL_MEV_PER_ATOM,
+                      "max_stress_offset_gpa": MAX_STRESS_OFFSET_GPA, "max_abs_pressure_gpa": MAX_ABS_PRESSURE_GPA},
+            "settings_json": json.dumps({k: v for k, v in _declared().items()}, sort_keys=True)}
+
+
+def cost_projection(store: ResultStore, n_per_group: int = 5, n_check: int = 1) -> dict:
+    """Measured single-point seconds of the training set (median per element set, atoms, functional) and the
+    projected single-threaded hours of the default plan's remaining frames (every default group, ``n_per_group``
+    frames with ``n_check`` checked; E-V scans excluded, they are symmetric and cheap). Cells not yet measured
+    take the median of their element set and functional scaled linearly with the number of atoms."""
+    from .training import groups
+
+    df = store.frame(kind=KIND_TG_PAIRS)
+    ok = df[df["status"] == "ok"] if not df.empty else df
+    if ok.empty:
+        return {}
+    ok = ok.assign(fn=[i.split("|")[1] for i in ok["item"]],
+                   eset=[element_set(_species_of(i.split("-tg-")[0])) for i in ok["item"]])
+    med = ok.groupby(["eset", "n_atoms", "fn"])["seconds"].median()
+    per_atom = (ok["seconds"] / ok["n_atoms"]).groupby([ok["eset"], ok["fn"]]).median()
+    done = set(ok["item"].str.rsplit("|", n=1).str[0])
+    remaining_s, remaining_n = 0.0, 0
+    for g in groups()[0]:
+        es, n = element_set(g.species), len(g.ideal)
+        fids = [f"{g.id}-tg-s0-{i:03d}" for i in range(n_per_group)]
+        fids += [f"{g.id}-tg-s0-{i:03d}~{r}" for i in range(n_check) for r in ("strain", "rattle")
+                 if r == "strain" or n > 1]
+        for fid in fids:
+            for fn in FUNCTIONALS:
+                if f"{fid}|{fn}" in done:
+                    continue
+                remaining_n += 1
+                if (es, n, fn) in med.index:
+                    remaining_s += float(med[(es, n, fn)])
+                elif (es, fn) in per_atom.index:
+                    remaining_s += float(per_atom[(es, fn)]) * n
+    return {"median_seconds": {f"{e}|{n} atoms|{f}": round(float(v), 1) for (e, n, f), v in med.items()},
+            "remaining_single_points": remaining_n, "remaining_hours": round(remaining_s / 3600, 2)}
+
+
+def _declared() -> dict:
+    from .training import HARD_ELEMENTS, TRAINING_ECUT_EV, TRAINING_KDENSITY
+
+    return {"ecut_ev_by_element_set": TRAINING_ECUT_EV, "hard_elements": sorted(HARD_ELEMENTS),
+            "kpt_density_per_inv_a_per_group": TRAINING_KDENSITY, "retry_variants": RETRY_VARIANTS}
