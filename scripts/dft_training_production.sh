@@ -16,14 +16,20 @@ PY="${PYTHON:-$ROOT/.venv/bin/python}"
 ARGS="${DFT_ARGS:---backend process --workers 2}"
 N_PER_PROTOTYPE="${N_PER_PROTOTYPE:-5}"
 STORE="$ROOT/data/dft/store.sqlite"
-SNAP="$ROOT/results/dft-src"
+SNAP="$ROOT/results/dft-src-$$"  # one copy per run: two runs (say, the two stages) can share the store
 rm -rf "$SNAP" && mkdir -p "$SNAP/src" && cp -r "$ROOT/src/uipbench" "$SNAP/src/"
 export PYTHONPATH="$SNAP/src"
 echo "dft training production started $(date -u +%FT%TZ) pid $$, code frozen at $(git rev-parse --short HEAD)"
 run() { echo "== $(date -u +%T) $*"; "$PY" -m uipbench.dft "$@" --store "$STORE"; echo "== $(date -u +%T) exit $?"; }
-run run label-convergence $ARGS
-run export --out "$ROOT/data"
-# shellcheck disable=SC2086
-run run training --n-per-prototype "$N_PER_PROTOTYPE" --n-check 1 ${ELEMENTS:+--elements $ELEMENTS} $ARGS
-run export --out "$ROOT/data"
+STAGES="${STAGES:-label-convergence training}"  # e.g. STAGES=training to run one stage
+for stage in $STAGES; do
+  case "$stage" in
+    label-convergence) run run label-convergence $ARGS ;;
+    # shellcheck disable=SC2086
+    training) run run training --n-per-prototype "$N_PER_PROTOTYPE" --n-check 1 ${ELEMENTS:+--elements $ELEMENTS} $ARGS ;;
+    *) echo "unknown stage $stage"; exit 2 ;;
+  esac
+  run export --out "$ROOT/data"
+done
+rm -rf "$SNAP"
 echo "dft training production finished $(date -u +%FT%TZ)"

@@ -391,3 +391,28 @@ def test_convergence_lattice_constant_is_the_production_one(tmp_path):
     conv = convergence_tasks("Al", a0, [(1, 1, 1)], ["k 4.5/Å⁻¹"])
     assert {t.key for t in conv} == {t.key for t in prod}
     assert "Cu" in convergence_elements(store)
+
+
+def test_hexagonal_slab_cells_resolve_to_the_stored_twin(tmp_path):
+    """(111) cells have two reduced in-plane bases (60° and 120°); a record stored in either is found from the
+    other, so dataset 2 exports the same frames on any machine (no GPAW needed: the record is written here)."""
+    from uipbench.dft.calc import KIND_SLAB
+    from uipbench.dft.settings import CHEAP_SETTINGS
+    from uipbench.dft.surfaces import resolve_spec, surface_specs
+
+    acute, _, info = surface_specs("Cu", (1, 1, 1), 3.63, CHEAP_SETTINGS, tie="acute")
+    obtuse, _, _ = surface_specs("Cu", (1, 1, 1), 3.63, CHEAP_SETTINGS, tie="obtuse")
+    a, b = acute.atoms.cell[0], acute.atoms.cell[1]
+    assert a @ b > 0 > obtuse.atoms.cell[0] @ obtuse.atoms.cell[1]  # the two bases of one lattice
+    assert acute.key(KIND_SLAB) != obtuse.key(KIND_SLAB) and acute.kpts == obtuse.kpts
+    store = ResultStore(tmp_path / "s.sqlite")
+    at = obtuse.atoms
+    store.put(obtuse.key(KIND_SLAB), kind=KIND_SLAB, model="gpaw-pbe", item="Cu|111",
+              payload={"label": obtuse.label, "settings": obtuse.settings.as_dict(), "kpts": list(obtuse.kpts),
+                       "numbers": at.numbers.tolist(), "positions_a": at.positions.tolist(),
+                       "cell_a": at.cell[:].tolist(), "pbc": at.pbc.tolist(), "energy_ev": -1.0})
+    assert resolve_spec(store, acute, KIND_SLAB).key(KIND_SLAB) == obtuse.key(KIND_SLAB)
+    # a different slab (other lattice constant) is not mistaken for it
+    other, _, _ = surface_specs("Cu", (1, 1, 1), 3.70, CHEAP_SETTINGS)
+    assert resolve_spec(store, other, KIND_SLAB) is other
+    assert info["n_layers"] == 6

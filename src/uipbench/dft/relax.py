@@ -27,7 +27,7 @@ from ..engine import Task
 from ..store import ResultStore, make_key
 from .calc import KIND_BULK, KIND_SLAB, CalcSpec, gpaw_calculator, start_atoms
 from .settings import SURFACE_SETTINGS, DFTSettings, software_versions
-from .surfaces import eos_results, gamma_j_per_m2, slab_a0, surface_specs
+from .surfaces import eos_results, gamma_j_per_m2, resolve_spec, slab_a0, surface_specs
 
 KIND_SLAB_RELAXED = "dft-slab-relaxed"
 #: the slabs relaxed by default: the two largest static-vs-MP differences of dataset 2 (Pt(110), Al(111)), two
@@ -191,6 +191,7 @@ def _slab_specs(store: ResultStore, slabs: Iterable[str], settings: DFTSettings,
             skipped[item] = fit.get("error", "no E-V fit yet: run `python -m uipbench.dft run surfaces` first")
             continue
         s_spec, b_spec, info = surface_specs(el, tuple(int(c) for c in miller), slab_a0(fit), settings)
+        s_spec, b_spec = resolve_spec(store, s_spec, KIND_SLAB), resolve_spec(store, b_spec, KIND_BULK)
         out.append((item, s_spec, b_spec, info))
     return out, skipped
 

@@ -35,6 +35,7 @@ from .surfaces import (
     convergence_tasks,
     eos_results,
     eos_tasks,
+    resolve_tasks,
     surface_table,
     surface_tasks,
 )
@@ -63,6 +64,7 @@ def run_slabs(store: ResultStore, eos: dict[str, dict], elements: Iterable[str] 
               **kw) -> tuple[RunSummary, dict[str, str]]:
     """Slabs and oriented bulks at the lattice constants of the E-V fits ``eos`` (elements without one skipped)."""
     tasks, skipped = surface_tasks(eos, elements, facets, settings)
+    tasks = resolve_tasks(store, tasks)
     return run_tasks(compute_task, tasks, store, desc="GPAW slabs (PBE)", **kw), skipped
 
 
@@ -158,7 +160,7 @@ def _label_convergence(store: ResultStore, o: RunOptions, kw: dict) -> RunResult
 def _convergence(store: ResultStore, o: RunOptions, kw: dict) -> RunResult:
     el = (o.elements or ["Cu"])[0]
     a0 = convergence_a0(store, el)
-    tasks = convergence_tasks(el, a0, o.hkl(), o.variants, base=o.settings)
+    tasks = resolve_tasks(store, convergence_tasks(el, a0, o.hkl(), o.variants, base=o.settings))
     summary = run_tasks(compute_task, tasks, store, desc="GPAW convergence", **kw)
     return RunResult([("", summary)],
                      table=convergence_table(store, el, a0, o.hkl(), o.variants, base=o.settings).to_string())

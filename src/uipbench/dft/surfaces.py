@@ -8,6 +8,7 @@ Not to be confused with :mod:`uipbench.surfaces` (the Materials Project slabs th
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -161,10 +162,33 @@ def _reduce_2d(ab: np.ndarray) -> np.ndarray:
     return t
 
 
-def build_slab(element: str, hkl: Sequence[int], a0: float, settings: DFTSettings = SURFACE_SETTINGS):
+def _tie_break(t: np.ndarray, ab: np.ndarray, tie: str) -> np.ndarray:
+    """Pick the 60° ("acute") or 120° ("obtuse") basis when a reduced 2D basis sits on the hexagonal tie
+    |a·b| = |a|²/2 (b -> b ± a keeps |b| and det +1 there); other lattices are returned unchanged."""
+    if tie not in ("acute", "obtuse"):
+        raise ValueError(f"tie must be 'acute' or 'obtuse', not {tie!r}")
+    v = t @ np.asarray(ab, float)
+    aa, ab_ = float(v[0] @ v[0]), float(v[0] @ v[1])
+    if abs(abs(ab_) - aa / 2) > 1e-6 * aa or abs(float(v[1] @ v[1]) - aa) > 1e-6 * aa:
+        return t
+    t = t.copy()
+    if tie == "acute" and ab_ < 0:
+        t[1] = t[1] + t[0]
+    elif tie == "obtuse" and ab_ > 0:
+        t[1] = t[1] - t[0]
+    return t
+
+
+def build_slab(element: str, hkl: Sequence[int], a0: float, settings: DFTSettings = SURFACE_SETTINGS,
+               tie: str = "acute"):
     """Static symmetric 1x1 slab of fcc ``element`` (pymatgen SlabGenerator, bulk-terminated at lattice constant
     ``a0``) and its oriented bulk cell (same in-plane lattice, c ⟂ surface). Returns (slab, bulk, info) as ASE
-    Atoms; the slab's c is perpendicular to the surface with ``settings.vacuum_a`` of vacuum."""
+    Atoms; the slab's c is perpendicular to the surface with ``settings.vacuum_a`` of vacuum.
+
+    ``tie``: a hexagonal in-plane lattice (the (111) facets) has two Gauss-reduced bases, 60° and 120° apart,
+    and floating-point noise used to pick one (two CPUs picked differently for 6 of the 8 (111) slabs). The
+    choice is now explicit: "acute" (a·b > 0) for new calculations; :func:`stored_surface` also looks up the
+    "obtuse" twin, which describes the same slab (same k-points), so earlier results are found on any machine."""
     from pymatgen.core import Lattice, Structure
     from pymatgen.core.surface import SlabGenerator
     from pymatgen.io.ase import AseAtomsAdaptor
@@ -188,7 +212,7 @@ def build_slab(element: str, hkl: Sequence[int], a0: float, settings: DFTSetting
     bulk_struct, orthogonal = _orthogonal_c(slab.oriented_unit_cell)
     bulk_atoms = adaptor.get_atoms(bulk_struct)
     # same reduced in-plane cell for slab and bulk (Gauss reduction: shortest, most orthogonal a, b)
-    transform = _reduce_2d(slab_atoms.cell[:2])
+    transform = _tie_break(_reduce_2d(slab_atoms.cell[:2]), slab_atoms.cell[:2], tie)
     for at in (slab_atoms, bulk_atoms):
         cell = at.cell[:].copy()
         cell[:2] = transform @ cell[:2]
@@ -219,9 +243,9 @@ def build_slab(element: str, hkl: Sequence[int], a0: float, settings: DFTSetting
 
 
 def surface_specs(element: str, hkl: Sequence[int], a0: float, settings: DFTSettings = SURFACE_SETTINGS,
-                  functional: str = "pbe") -> tuple[CalcSpec, CalcSpec, dict]:
+                  functional: str = "pbe", tie: str = "acute") -> tuple[CalcSpec, CalcSpec, dict]:
     """Slab and oriented-bulk single points sharing the in-plane k-mesh (the bulk adds its own mesh along c)."""
-    slab, bulk, info = build_slab(element, hkl, a0, settings)
+    slab, bulk, info = build_slab(element, hkl, a0, settings, tie)
     k_bulk = kpt_mesh(bulk, settings.kpt_density_per_inv_a)
     k_slab = kpt_mesh(slab, settings.kpt_density_per_inv_a)
     k_inplane = [max(a, b) for a, b in zip(k_bulk[:2], k_slab[:2])]
@@ -230,6 +254,52 @@ def surface_specs(element: str, hkl: Sequence[int], a0: float, settings: DFTSett
     b_spec = make_spec(bulk, functional, settings, kpts=[*k_inplane, k_bulk[2]], stress=True,
                        label=f"bulk-{label}")
     return s_spec, b_spec, info
+
+
+def _invariants(cell, positions, numbers) -> tuple:
+    """What two representations of one slab (or oriented bulk) cell share: volume, in-plane lengths and area,
+    atom count and species, sorted heights along the (common) surface normal z."""
+    cell = np.asarray(cell, float)
+    return (round(abs(float(np.linalg.det(cell))), 4), tuple(sorted(np.round(np.linalg.norm(cell[:2], axis=1), 5))),
+            round(float(np.linalg.norm(np.cross(cell[0], cell[1]))), 4), tuple(sorted(int(z) for z in numbers)),
+            tuple(np.round(np.sort(np.asarray(positions, float)[:, 2]), 3)))
+
+
+def resolve_spec(store: ResultStore, spec: CalcSpec, kind: str) -> CalcSpec:
+    """``spec`` itself when the store holds its key (or nothing equivalent); else ``spec`` with the structure of
+    the stored record that describes the same cell in another in-plane basis (same label, settings, k-mesh and
+    :func:`_invariants`). Hexagonal (111) cells have two reduced bases and earlier runs picked by floating-point
+    noise, so the exact structure hash of a slab was machine-dependent; resolving keeps every earlier result
+    reachable (and never recomputed) on any machine."""
+    key = spec.key(kind)
+    if key in store:
+        return spec
+    df = store.frame(kind=kind)
+    if df.empty or "label" not in df:
+        return spec
+    cand = df[(df["status"] == "ok") & (df["label"] == spec.label)]
+    want = _invariants(spec.atoms.cell[:], spec.atoms.positions, spec.atoms.numbers)
+    for _, r in cand.iterrows():
+        if r["settings"] != spec.settings.as_dict() or list(r["kpts"]) != list(spec.kpts):
+            continue
+        if _invariants(r["cell_a"], r["positions_a"], r["numbers"]) == want:
+            from ase import Atoms
+
+            at = Atoms(numbers=r["numbers"], positions=r["positions_a"], cell=r["cell_a"], pbc=r["pbc"])
+            twin = dataclasses.replace(spec, atoms=at)
+            if twin.key(kind) == r["key"]:
+                return twin
+    return spec
+
+
+def resolve_tasks(store: ResultStore, tasks: Iterable[Task]) -> list[Task]:
+    """:func:`resolve_spec` for the slab / oriented-bulk tasks of a run (other tasks unchanged)."""
+    out = []
+    for t in tasks:
+        if t.kind in (KIND_SLAB, KIND_BULK):
+            t = resolve_spec(store, t.args, t.kind).task(t.kind, t.item)
+        out.append(t)
+    return out
 
 
 def slab_a0(fit: dict) -> float:
@@ -328,6 +398,7 @@ def convergence_table(store: ResultStore, element: str = "Cu", a0: float = 3.63,
         st = base.replace(**CONVERGENCE_VARIANTS[v])
         for hkl in facets:
             s_spec, b_spec, info = surface_specs(element, hkl, a0, st)
+            s_spec, b_spec = resolve_spec(store, s_spec, KIND_SLAB), resolve_spec(store, b_spec, KIND_BULK)
             s = store.get(s_spec.key(KIND_SLAB), with_array=False)
             b = store.get(b_spec.key(KIND_BULK), with_array=False)
             if not (s and b and s.ok and b.ok):
@@ -367,6 +438,7 @@ def surface_records(store: ResultStore, settings: DFTSettings = SURFACE_SETTINGS
         a0 = slab_a0(eos[el])
         for hkl in facets:
             s_spec, b_spec, info = surface_specs(el, hkl, a0, settings)
+            s_spec, b_spec = resolve_spec(store, s_spec, KIND_SLAB), resolve_spec(store, b_spec, KIND_BULK)
             out.append({"info": info, "slab": store.get(s_spec.key(KIND_SLAB), with_array=False),
                         "bulk": store.get(b_spec.key(KIND_BULK), with_array=False)})
     return out
