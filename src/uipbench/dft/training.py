@@ -67,11 +67,13 @@ def element_set(species: Iterable[str]) -> str:
 
 def training_settings(species: Iterable[str], variant: str = "default", base: DFTSettings = PAIR_SETTINGS,
                       ecut: dict[str, float] = TRAINING_ECUT_EV, kdensity: dict[str, float] = TRAINING_KDENSITY,
-                      character: str = "metal") -> DFTSettings:
+                      character: str = "metal", basis: str = "constant") -> DFTSettings:
     """The declared settings of a group: the cutoff of its element set, the k-density of its electronic
-    ``character`` ("metal" for the E-V scan itself, which is cheap and must not presume a gap), the retry variant."""
+    ``character`` ("metal" for the E-V scan itself, which is cheap and must not presume a gap), the retry variant,
+    the plane-wave ``basis`` ("constant": GPAW's legacy PW code with its estimated Pulay stress, the one whose
+    stress closes the check on a strain; see :class:`~uipbench.dft.settings.DFTSettings`)."""
     return base.replace(ecut_ev=float(ecut[element_set(species)]), kpt_density_per_inv_a=float(kdensity[character]),
-                        **RETRY_VARIANTS[variant])
+                        basis=basis, **RETRY_VARIANTS[variant])
 
 
 def electronic_character(eos_payload: dict) -> str:
@@ -237,7 +239,8 @@ def frame_tasks(group: Group, eos_payload: dict, variant: str = "default", n_per
     tasks = []
     for fid, _, _, at in group_frames(group, eq, n_per_group, n_check, seed):
         for f in functionals:
-            tasks.append(make_spec(at, f, st, kpts=mesh, label=fid).task(KIND_TG_PAIRS, f"{fid}|{f}|{variant}"))
+            spec = make_spec(at, f, st, kpts=mesh, label=fid)
+            tasks.append(spec.task(KIND_TG_PAIRS, f"{fid}|{f}|{variant}"))
     return tasks
 
 
