@@ -85,9 +85,15 @@ def test_pair_structures_strain_rattle_bounds_and_skips():
 def test_prototypes_have_expected_stoichiometry_and_distances():
     from ase.neighborlist import neighbor_list
 
-    expect = {("rocksalt", ("Na", "Cl")): "ClNa", ("cesiumchloride", ("Ni", "Al")): "AlNi",
-              ("zincblende", ("Ga", "As")): "AsGa", ("wurtzite", ("Zn", "O")): "O2Zn2",
-              ("fluorite", ("Ca", "F")): "CaF2", ("fluorite", ("Li", "O")): "Li2O", ("L1_2", ("Cu", "Au")): "AuCu3"}
+    expect = {
+        ("rocksalt", ("Na", "Cl")): "ClNa",
+        ("cesiumchloride", ("Ni", "Al")): "AlNi",
+        ("zincblende", ("Ga", "As")): "AsGa",
+        ("wurtzite", ("Zn", "O")): "O2Zn2",
+        ("fluorite", ("Ca", "F")): "CaF2",
+        ("fluorite", ("Li", "O")): "Li2O",
+        ("L1_2", ("Cu", "Au")): "AuCu3",
+    }
     for (proto, species), formula in expect.items():
         at = build_prototype(proto, species)
         assert at.get_chemical_formula(mode="hill") == formula, proto
@@ -125,8 +131,9 @@ def test_gamma_formula_limits():
     assert np.isclose(gamma_j_per_m2(-11.0 - 2 * 3, 9, -2.0, 5.0), g1)
 
 
-@pytest.mark.parametrize("hkl,layers,area_factor", [((1, 1, 1), 6, np.sqrt(3) / 4), ((1, 0, 0), 6, 0.5),
-                                                    ((1, 1, 0), 8, np.sqrt(2) / 2)])
+@pytest.mark.parametrize(
+    "hkl,layers,area_factor", [((1, 1, 1), 6, np.sqrt(3) / 4), ((1, 0, 0), 6, 0.5), ((1, 1, 0), 8, np.sqrt(2) / 2)]
+)
 def test_build_slab_geometry(hkl, layers, area_factor):
     a0 = 3.63
     s_spec, b_spec, info = surface_specs("Cu", hkl, a0, dft.DEFAULT_SETTINGS)
@@ -168,9 +175,15 @@ def test_pair_convergence_table_without_default_records(tmp_path):
     store = ResultStore(tmp_path / "s.sqlite")
     assert pair_convergence_table(store).empty
     t = next(t for t in pair_convergence_tasks() if t.item.endswith("|k 3.5/Å⁻¹"))
-    store.put(t.key, kind=t.kind, model=t.model, item=t.item, status="ok", seconds=1.0,
-              payload={"energy_ev_per_atom": -3.0, "forces_ev_per_a": [[0.0, 0.0, 0.0]],
-                       "stress_ev_per_a3": [0.0] * 6})
+    store.put(
+        t.key,
+        kind=t.kind,
+        model=t.model,
+        item=t.item,
+        status="ok",
+        seconds=1.0,
+        payload={"energy_ev_per_atom": -3.0, "forces_ev_per_a": [[0.0, 0.0, 0.0]], "stress_ev_per_a3": [0.0] * 6},
+    )
     assert pair_convergence_table(store).empty
 
 
@@ -209,8 +222,13 @@ def test_generator_tiny_cell_resumes_and_exports(tmp_path):
     from ase.io import read
 
     store = ResultStore(tmp_path / "dft.sqlite")
-    kw = {"elements": ["Al"], "prototypes": ["ref"], "n_per_prototype": 1, "settings": dft.CHEAP_SETTINGS,
-          "progress": False}
+    kw = {
+        "elements": ["Al"],
+        "prototypes": ["ref"],
+        "n_per_prototype": 1,
+        "settings": dft.CHEAP_SETTINGS,
+        "progress": False,
+    }
     summary, skipped = dft.run_pairs(store, **kw)
     assert not skipped
     assert summary.ok == 2 and summary.failed == 0, summary.failures
@@ -272,8 +290,13 @@ def _cu_surface_store(tmp_path):
         v = at.get_volume()
         eta = (v0 / v) ** (2 / 3)  # Birch-Murnaghan with B' = 4
         e = eps + 9 * v0 * b_true * GPa / 16 * ((eta - 1) ** 3 * 4 + (eta - 1) ** 2 * (6 - 4 * eta))
-        store.put(task.key, kind=task.kind, model=task.model, item=task.item,
-                  payload={"energy_ev": e, "n_atoms": 1, "cell_a": at.cell[:].tolist(), "settings": s.as_dict()})
+        store.put(
+            task.key,
+            kind=task.kind,
+            model=task.model,
+            item=task.item,
+            payload={"energy_ev": e, "n_atoms": 1, "cell_a": at.cell[:].tolist(), "settings": s.as_dict()},
+        )
     fit = eos_results(store, s)["Cu"]
     assert abs(fit["a0_a"] - a0_true) < 1e-3 and abs(fit["b_gpa"] - b_true) / b_true < 0.01
     tasks, skipped = surface_tasks({"Cu": fit}, ["Cu"], [(1, 1, 1), (1, 0, 0)], s)
@@ -286,8 +309,13 @@ def _cu_surface_store(tmp_path):
         if t.kind == KIND_SLAB:
             area = np.linalg.norm(np.cross(t.args.atoms.cell[0], t.args.atoms.cell[1]))
             e += 2 * area * gamma_true[miller] / EV_PER_A2_TO_J_PER_M2
-        store.put(t.key, kind=t.kind, model=t.model, item=t.item,
-                  payload={"energy_ev": e, "n_atoms": n, "kpts": list(t.args.kpts), "magmom_total_bohr": 0.0})
+        store.put(
+            t.key,
+            kind=t.kind,
+            model=t.model,
+            item=t.item,
+            payload={"energy_ev": e, "n_atoms": n, "kpts": list(t.args.kpts), "magmom_total_bohr": 0.0},
+        )
     return store, fit, gamma_true
 
 
@@ -334,10 +362,24 @@ def test_export_composes_one_section_per_dataset(tmp_path):
     store = ResultStore(tmp_path / "empty.sqlite")
     m = dft.export(store, tmp_path)
     assert json.loads((tmp_path / dft.MANIFEST_FILE).read_text())["counts"] == m["counts"]
-    assert m["counts"] == {"pairs_complete": 0, "pairs_single_points": 0, "eos_points": 0, "slabs": 0,
-                           "oriented_bulks": 0, "surface_energies": 0, "relaxed_slabs": 0}
-    assert set(m["calc_seconds"]) == {"eos", "surfaces", "convergence", "pairs_convergence", "relaxations",
-                                      "training", "label_convergence"}  # "pairs" only once a pair is done
+    assert m["counts"] == {
+        "pairs_complete": 0,
+        "pairs_single_points": 0,
+        "eos_points": 0,
+        "slabs": 0,
+        "oriented_bulks": 0,
+        "surface_energies": 0,
+        "relaxed_slabs": 0,
+    }
+    assert set(m["calc_seconds"]) == {
+        "eos",
+        "surfaces",
+        "convergence",
+        "pairs_convergence",
+        "relaxations",
+        "training",
+        "label_convergence",
+    }  # "pairs" only once a pair is done
     assert m["eos_fits"] == {} and m["surface_energies"] == [] and m["versions"] == []
     for name in (dft.PAIRS_FILE, dft.EOS_FILE, dft.SURFACES_FILE):
         assert (tmp_path / name).read_text() == ""
@@ -350,8 +392,20 @@ def test_public_face_is_small():
     """The package exports its public face only; everything else is imported from its module."""
     assert len(dft.__all__) <= 30 and all(hasattr(dft, n) for n in dft.__all__)
     assert not [n for n in vars(dft) if n.startswith("_") and not n.startswith("__")]
-    assert {"pairs_table", "element_shifts", "chgnet_atomref_shift", "eos_table", "gamma_vs_mp", "run_pairs",
-            "CHEAP_SETTINGS", "KIND_PAIRS", "MANIFEST_FILE", "export", "load", "main"} <= set(dft.__all__)
+    assert {
+        "pairs_table",
+        "element_shifts",
+        "chgnet_atomref_shift",
+        "eos_table",
+        "gamma_vs_mp",
+        "run_pairs",
+        "CHEAP_SETTINGS",
+        "KIND_PAIRS",
+        "MANIFEST_FILE",
+        "export",
+        "load",
+        "main",
+    } <= set(dft.__all__)
 
 
 def test_gamma_vs_mp_compares_like_with_like_cells():
@@ -407,10 +461,22 @@ def test_hexagonal_slab_cells_resolve_to_the_stored_twin(tmp_path):
     assert acute.key(KIND_SLAB) != obtuse.key(KIND_SLAB) and acute.kpts == obtuse.kpts
     store = ResultStore(tmp_path / "s.sqlite")
     at = obtuse.atoms
-    store.put(obtuse.key(KIND_SLAB), kind=KIND_SLAB, model="gpaw-pbe", item="Cu|111",
-              payload={"label": obtuse.label, "settings": obtuse.settings.as_dict(), "kpts": list(obtuse.kpts),
-                       "numbers": at.numbers.tolist(), "positions_a": at.positions.tolist(),
-                       "cell_a": at.cell[:].tolist(), "pbc": at.pbc.tolist(), "energy_ev": -1.0})
+    store.put(
+        obtuse.key(KIND_SLAB),
+        kind=KIND_SLAB,
+        model="gpaw-pbe",
+        item="Cu|111",
+        payload={
+            "label": obtuse.label,
+            "settings": obtuse.settings.as_dict(),
+            "kpts": list(obtuse.kpts),
+            "numbers": at.numbers.tolist(),
+            "positions_a": at.positions.tolist(),
+            "cell_a": at.cell[:].tolist(),
+            "pbc": at.pbc.tolist(),
+            "energy_ev": -1.0,
+        },
+    )
     assert resolve_spec(store, acute, KIND_SLAB).key(KIND_SLAB) == obtuse.key(KIND_SLAB)
     # a different slab (other lattice constant) is not mistaken for it
     other, _, _ = surface_specs("Cu", (1, 1, 1), 3.70, CHEAP_SETTINGS)

@@ -98,8 +98,13 @@ def test_relax_keys_and_table_from_store(tmp_path):
         at = task.args.atoms
         eta = (v0 / at.get_volume()) ** (2 / 3)
         e = 9 * v0 * 140.0 * GPa / 16 * ((eta - 1) ** 3 * 4 + (eta - 1) ** 2 * (6 - 4 * eta))
-        store.put(task.key, kind=task.kind, model=task.model, item=task.item,
-                  payload={"energy_ev": e, "n_atoms": 1, "cell_a": at.cell[:].tolist(), "settings": s.as_dict()})
+        store.put(
+            task.key,
+            kind=task.kind,
+            model=task.model,
+            item=task.item,
+            payload={"energy_ev": e, "n_atoms": 1, "cell_a": at.cell[:].tolist(), "settings": s.as_dict()},
+        )
     assert abs(eos_results(store, s)["Cu"]["a0_a"] - A0_CU_EMT) < 5e-5
     tasks, skipped = relax_tasks(store, ["Cu|110", "Xe|111"], s, 0.01, 200)
     assert len(tasks) == 1 and "Xe|111" in skipped
@@ -109,15 +114,19 @@ def test_relax_keys_and_table_from_store(tmp_path):
     assert slab.key(KIND_SLAB) == rspec.slab.key(KIND_SLAB)
     e_slab, e_bulk = _emt_energy(slab.atoms), _emt_energy(bulk.atoms)
     for spec, kind, e in ((slab, KIND_SLAB, e_slab), (bulk, KIND_BULK, e_bulk)):
-        store.put(spec.key(kind), kind=kind, model="gpaw-pbe", item="Cu|110",
-                  payload={"energy_ev": e, "n_atoms": len(spec.atoms), "kpts": list(spec.kpts)})
+        store.put(
+            spec.key(kind),
+            kind=kind,
+            model="gpaw-pbe",
+            item="Cu|110",
+            payload={"energy_ev": e, "n_atoms": len(spec.atoms), "kpts": list(spec.kpts)},
+        )
     out = relax(task.args, calculator=EMT(), workdir=tmp_path)
     store.put(task.key, kind=task.kind, model=task.model, item=task.item, payload=out, seconds=1.0)
     assert relaxed_items(store) == ["Cu|110"]
     table = relaxed_table(store, ["Cu|110"], s, 0.01).iloc[0]
     eb = e_bulk / len(bulk.atoms)
-    assert table["gamma_static_j_per_m2"] == pytest.approx(
-        gamma_j_per_m2(e_slab, len(slab.atoms), eb, info["area_a2"]))
+    assert table["gamma_static_j_per_m2"] == pytest.approx(gamma_j_per_m2(e_slab, len(slab.atoms), eb, info["area_a2"]))
     assert table["gamma_relaxed_j_per_m2"] < table["gamma_static_j_per_m2"]
     assert table["relaxation_energy_mev"] == pytest.approx(1000 * (out["energy_ev"] - e_slab))
     assert table["d12_change_percent"] < 0 and table["error"] == ""

@@ -105,8 +105,13 @@ def test_group_frames_are_seeded_and_checks_are_small_steps():
     (g,) = [g for g in training.groups(["Mg", "O"], ["rocksalt"])[0]]
     a = training.group_frames(g, g.ideal, n_per_group=3, n_check=1)
     b = training.group_frames(g, g.ideal, n_per_group=3, n_check=1)
-    assert [x[0] for x in a] == ["MgO-rocksalt-tg-s0-000", "MgO-rocksalt-tg-s0-000~strain",
-                                 "MgO-rocksalt-tg-s0-000~rattle", "MgO-rocksalt-tg-s0-001", "MgO-rocksalt-tg-s0-002"]
+    assert [x[0] for x in a] == [
+        "MgO-rocksalt-tg-s0-000",
+        "MgO-rocksalt-tg-s0-000~strain",
+        "MgO-rocksalt-tg-s0-000~rattle",
+        "MgO-rocksalt-tg-s0-001",
+        "MgO-rocksalt-tg-s0-002",
+    ]
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x[3].positions, y[3].positions)
     base, strained, rattled = a[0][3], a[1][3], a[2][3]
@@ -142,11 +147,22 @@ def _fake_store(tmp_path, pulay_gpa: float, kdensity: float = 1.0):
     for task in training.frame_tasks(g, payload, n_per_group=2, n_check=1, settings_kw=kw):
         at = task.args.atoms
         e, f, s = _emt(at, pulay_gpa)
-        rec = {"energy_ev": e, "forces_ev_per_a": f.tolist(), "stress_ev_per_a3": s.tolist(), "n_atoms": len(at),
-               "numbers": at.numbers.tolist(), "positions_a": at.positions.tolist(), "cell_a": at.cell[:].tolist(),
-               "pbc": at.pbc.tolist(), "formula": at.get_chemical_formula(mode="hill"), "kpts": list(task.args.kpts),
-               "magmom_total_bohr": 0.0, "settings": task.args.settings.as_dict(), "versions": {"gpaw": "emt"},
-               "functional": task.args.functional}
+        rec = {
+            "energy_ev": e,
+            "forces_ev_per_a": f.tolist(),
+            "stress_ev_per_a3": s.tolist(),
+            "n_atoms": len(at),
+            "numbers": at.numbers.tolist(),
+            "positions_a": at.positions.tolist(),
+            "cell_a": at.cell[:].tolist(),
+            "pbc": at.pbc.tolist(),
+            "formula": at.get_chemical_formula(mode="hill"),
+            "kpts": list(task.args.kpts),
+            "magmom_total_bohr": 0.0,
+            "settings": task.args.settings.as_dict(),
+            "versions": {"gpaw": "emt"},
+            "functional": task.args.functional,
+        }
         store.put(task.key, kind=task.kind, model=task.model, item=task.item, payload=rec, seconds=1.0)
     return store
 
@@ -172,9 +188,18 @@ def test_converged_setting_picks_the_first_setting_that_stays_within_tolerance()
 
     rows = []
     for v, err in ((500, 12.0), (650, 3.0), (800, 0.5), (1000, 0.0)):
-        rows.append({"study": "cutoff", "cell": "MgO-rocksalt", "functional": "pbe", "value": v,
-                     "err_energy_mev_per_atom": err, "err_d_energy_mev_per_atom": err / 10,
-                     "err_stress_gpa": err / 20, "err_force_ev_per_a": 0.0})
+        rows.append(
+            {
+                "study": "cutoff",
+                "cell": "MgO-rocksalt",
+                "functional": "pbe",
+                "value": v,
+                "err_energy_mev_per_atom": err,
+                "err_d_energy_mev_per_atom": err / 10,
+                "err_stress_gpa": err / 20,
+                "err_force_ev_per_a": 0.0,
+            }
+        )
     assert converged_setting(pd.DataFrame(rows), "cutoff") == {"MgO-rocksalt": 650}
 
 
@@ -204,8 +229,9 @@ def test_band_gap_tells_an_insulator_from_a_metal():
 @pytest.mark.slow
 def test_training_run_resumes_and_exports_one_group(tmp_path):
     store = ResultStore(tmp_path / "s.sqlite")
-    out = training.run_training_pairs(store, ["Al"], ["ref"], n_per_group=1, n_check=1,
-                                      settings_kw=training.CHEAP_TRAINING_KW, progress=False)
+    out = training.run_training_pairs(
+        store, ["Al"], ["ref"], n_per_group=1, n_check=1, settings_kw=training.CHEAP_TRAINING_KW, progress=False
+    )
     s = out["summaries"]
     assert all(x.failed == 0 for x in s.values())
     eos = store.frame(kind=training.KIND_TG_EOS)
@@ -214,9 +240,11 @@ def test_training_run_resumes_and_exports_one_group(tmp_path):
     assert set(checks["role"]) == {"strain"} and set(checks["functional"]) == {"pbe", "r2scan"}
     assert groups["kpts"].iloc[0]  # one mesh for the group
     assert (frames and groups["status"].iloc[0] == "exported") or groups["status"].iloc[0].startswith(
-        ("check residual", "E-V pressure"))  # at 250 eV a refusal, with its reason, is also a valid outcome
-    again = training.run_training_pairs(store, ["Al"], ["ref"], n_per_group=1, n_check=1,
-                                        settings_kw=training.CHEAP_TRAINING_KW, progress=False)
+        ("check residual", "E-V pressure")
+    )  # at 250 eV a refusal, with its reason, is also a valid outcome
+    again = training.run_training_pairs(
+        store, ["Al"], ["ref"], n_per_group=1, n_check=1, settings_kw=training.CHEAP_TRAINING_KW, progress=False
+    )
     assert all(x.ok == 0 and x.skipped == x.total for x in again["summaries"].values())  # resumed from the store
 
 

@@ -27,17 +27,23 @@ def pairs_table(frames: Sequence) -> pd.DataFrame:
         i = at.info
         fp, fr = at.arrays["forces_pbe_ev_per_a"], at.arrays["forces_r2scan_ev_per_a"]
         n = len(at)
-        rows.append({"id": i["id"], "formula": at.get_chemical_formula(mode="hill", empirical=True),
-                     "prototype": i["prototype"], "n_atoms": n,
-                     "elements": " ".join(sorted(set(at.get_chemical_symbols()))),
-                     "composition": at.get_chemical_formula(mode="hill"),
-                     "energy_pbe_ev_per_atom": i["energy_pbe_ev"] / n,
-                     "energy_r2scan_ev_per_atom": i["energy_r2scan_ev"] / n,
-                     "shift_ev_per_atom": (i["energy_r2scan_ev"] - i["energy_pbe_ev"]) / n,
-                     "fmax_pbe_ev_per_a": float(np.linalg.norm(fp, axis=1).max()),
-                     "fmax_r2scan_ev_per_a": float(np.linalg.norm(fr, axis=1).max()),
-                     "pressure_pbe_gpa": -float(np.mean(i["stress_pbe_ev_per_a3"][:3])) * 160.21766208,
-                     "pressure_r2scan_gpa": -float(np.mean(i["stress_r2scan_ev_per_a3"][:3])) * 160.21766208})
+        rows.append(
+            {
+                "id": i["id"],
+                "formula": at.get_chemical_formula(mode="hill", empirical=True),
+                "prototype": i["prototype"],
+                "n_atoms": n,
+                "elements": " ".join(sorted(set(at.get_chemical_symbols()))),
+                "composition": at.get_chemical_formula(mode="hill"),
+                "energy_pbe_ev_per_atom": i["energy_pbe_ev"] / n,
+                "energy_r2scan_ev_per_atom": i["energy_r2scan_ev"] / n,
+                "shift_ev_per_atom": (i["energy_r2scan_ev"] - i["energy_pbe_ev"]) / n,
+                "fmax_pbe_ev_per_a": float(np.linalg.norm(fp, axis=1).max()),
+                "fmax_r2scan_ev_per_a": float(np.linalg.norm(fr, axis=1).max()),
+                "pressure_pbe_gpa": -float(np.mean(i["stress_pbe_ev_per_a3"][:3])) * 160.21766208,
+                "pressure_r2scan_gpa": -float(np.mean(i["stress_r2scan_ev_per_a3"][:3])) * 160.21766208,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -51,8 +57,13 @@ def element_shifts(table: pd.DataFrame) -> pd.DataFrame:
     elemental = table[table["elements"].str.count(" ") == 0]
     mean = elemental.groupby("elements")["shift_ev_per_atom"].agg(["mean", "std", "count"])
     fit = fit_atomref(list(table["composition"]), table["shift_ev_per_atom"].to_numpy(), intensive=True)
-    out = pd.DataFrame({"shift_elemental_mean_ev_per_atom": mean["mean"],
-                        "shift_elemental_std_ev_per_atom": mean["std"], "n_elemental": mean["count"]})
+    out = pd.DataFrame(
+        {
+            "shift_elemental_mean_ev_per_atom": mean["mean"],
+            "shift_elemental_std_ev_per_atom": mean["std"],
+            "n_elemental": mean["count"],
+        }
+    )
     out = out.join(fit.references.rename("shift_fit_ev_per_atom"), how="outer")
     out.index.name = "element"
     return out
@@ -82,8 +93,13 @@ def eos_table(frames: Sequence) -> pd.DataFrame:
         row = {"element": el, "structure": sym, "n_points": len(fr)}
         try:
             fit = fit_eos(vols, es)
-            row.update({"a0_a": (fit["v0_a3"] * {"fcc": 4, "bcc": 2, "diamond": 8, "sc": 1}[sym]) ** (1 / 3),
-                        "b_gpa": fit["b_gpa"], "error": ""})
+            row.update(
+                {
+                    "a0_a": (fit["v0_a3"] * {"fcc": 4, "bcc": 2, "diamond": 8, "sc": 1}[sym]) ** (1 / 3),
+                    "b_gpa": fit["b_gpa"],
+                    "error": "",
+                }
+            )
         except Exception as exc:
             row.update({"a0_a": np.nan, "b_gpa": np.nan, "error": str(exc)})
         row["a0_known_pbe_a"] = KNOWN_PBE_A0.get(el, np.nan)
@@ -117,9 +133,15 @@ def gamma_vs_mp(frames: Sequence, mp: pd.DataFrame) -> pd.DataFrame:
             continue
         el, miller = at.info["element"], str(at.info["miller"])
         m = mp[(mp["element"] == el) & (mp["miller"] == miller)]
-        row = {"element": el, "miller": miller, "gamma_gpaw_j_per_m2": at.info["gamma_j_per_m2"],
-               "gamma_mp_j_per_m2": np.nan, "mp_id": "", "gamma_mp_min_j_per_m2": np.nan,
-               "mp_reconstructed_ids": ""}
+        row = {
+            "element": el,
+            "miller": miller,
+            "gamma_gpaw_j_per_m2": at.info["gamma_j_per_m2"],
+            "gamma_mp_j_per_m2": np.nan,
+            "mp_id": "",
+            "gamma_mp_min_j_per_m2": np.nan,
+            "mp_reconstructed_ids": "",
+        }
         if len(m):
             if len(m) > 1 and "cif_path" in m and "area_a2" in at.info:
                 ratio = np.array([_mp_slab_area_a2(c) for c in m["cif_path"]]) / float(at.info["area_a2"])
@@ -127,10 +149,25 @@ def gamma_vs_mp(frames: Sequence, mp: pd.DataFrame) -> pd.DataFrame:
                 row["mp_reconstructed_ids"] = " ".join(m["id"][ratio > 1.5 * ratio[best]])
             else:
                 best = 0
-            row.update({"gamma_mp_j_per_m2": float(m["gamma_j_per_m2"].iloc[best]), "mp_id": m["id"].iloc[best],
-                        "gamma_mp_min_j_per_m2": float(m["gamma_j_per_m2"].min())})
+            row.update(
+                {
+                    "gamma_mp_j_per_m2": float(m["gamma_j_per_m2"].iloc[best]),
+                    "mp_id": m["id"].iloc[best],
+                    "gamma_mp_min_j_per_m2": float(m["gamma_j_per_m2"].min()),
+                }
+            )
         rows.append(row)
-    df = pd.DataFrame(rows, columns=["element", "miller", "gamma_gpaw_j_per_m2", "gamma_mp_j_per_m2", "mp_id",
-                                     "gamma_mp_min_j_per_m2", "mp_reconstructed_ids"])
+    df = pd.DataFrame(
+        rows,
+        columns=[
+            "element",
+            "miller",
+            "gamma_gpaw_j_per_m2",
+            "gamma_mp_j_per_m2",
+            "mp_id",
+            "gamma_mp_min_j_per_m2",
+            "mp_reconstructed_ids",
+        ],
+    )
     df["rel_diff_percent"] = 100 * (df["gamma_gpaw_j_per_m2"] / df["gamma_mp_j_per_m2"] - 1)
     return df.sort_values(["element", "miller"]).reset_index(drop=True)

@@ -47,16 +47,31 @@ class CalcSpec:
 
     def key(self, kind: str) -> str:
         extra = {} if self.pw_cell is None else {"pw_cell": np.round(np.asarray(self.pw_cell, float), 6).tolist()}
-        return make_key(kind=kind, code="gpaw", functional=self.functional, settings=self.settings.as_dict(),
-                        kpts=list(self.kpts), magmoms=initial_magmoms(self.atoms, self.settings),
-                        stress=self.stress, structure=structure_hash(self.atoms), **extra)
+        return make_key(
+            kind=kind,
+            code="gpaw",
+            functional=self.functional,
+            settings=self.settings.as_dict(),
+            kpts=list(self.kpts),
+            magmoms=initial_magmoms(self.atoms, self.settings),
+            stress=self.stress,
+            structure=structure_hash(self.atoms),
+            **extra,
+        )
 
     def task(self, kind: str, item: str) -> Task:
         return Task(key=self.key(kind), kind=kind, model=f"gpaw-{self.functional}", item=item, args=self)
 
 
-def make_spec(atoms, functional: str, settings: DFTSettings = DEFAULT_SETTINGS, kpts: Sequence[int] | None = None,
-              stress: bool = True, label: str = "", pw_cell=None) -> CalcSpec:
+def make_spec(
+    atoms,
+    functional: str,
+    settings: DFTSettings = DEFAULT_SETTINGS,
+    kpts: Sequence[int] | None = None,
+    stress: bool = True,
+    label: str = "",
+    pw_cell=None,
+) -> CalcSpec:
     if functional not in FUNCTIONALS:
         raise ValueError(f"unknown functional {functional!r}; choose from {sorted(FUNCTIONALS)}")
     atoms = atoms.copy()
@@ -65,8 +80,9 @@ def make_spec(atoms, functional: str, settings: DFTSettings = DEFAULT_SETTINGS, 
     if (settings.basis == "fixed") != (pw_cell is not None):
         raise ValueError("basis 'fixed' needs pw_cell (the reference cell of the plane waves), and only it takes one")
     cell = None if pw_cell is None else tuple(tuple(float(x) for x in row) for row in np.asarray(pw_cell, float))
-    return CalcSpec(atoms=atoms, functional=functional, settings=settings, kpts=k, stress=stress, label=label,
-                    pw_cell=cell)
+    return CalcSpec(
+        atoms=atoms, functional=functional, settings=settings, kpts=k, stress=stress, label=label, pw_cell=cell
+    )
 
 
 def gpaw_calculator(spec: CalcSpec, txt: str | None = None):
@@ -78,8 +94,11 @@ def gpaw_calculator(spec: CalcSpec, txt: str | None = None):
         from gpaw.old.calculator import GPAW
         from gpaw.old.wavefunctions.pw import PW
 
-        mode = (PW(s.ecut_ev, cell=np.asarray(spec.pw_cell, float), dedecut=None) if s.basis == "fixed"
-                else PW(s.ecut_ev, dedecut="estimate" if s.pulay_stress else None))
+        mode = (
+            PW(s.ecut_ev, cell=np.asarray(spec.pw_cell, float), dedecut=None)
+            if s.basis == "fixed"
+            else PW(s.ecut_ev, dedecut="estimate" if s.pulay_stress else None)
+        )
     else:
         from gpaw import GPAW, PW
 
@@ -92,8 +111,11 @@ def gpaw_calculator(spec: CalcSpec, txt: str | None = None):
         kpts={"size": list(spec.kpts), "gamma": True},
         occupations={"name": s.smearing, "width": s.smearing_width_ev},
         spinpol=any(m != 0 for m in magmoms),
-        convergence={"energy": s.conv_energy_ev_per_electron, "density": s.conv_density,
-                     "eigenstates": s.conv_eigenstates},
+        convergence={
+            "energy": s.conv_energy_ev_per_electron,
+            "density": s.conv_density,
+            "eigenstates": s.conv_eigenstates,
+        },
         maxiter=s.maxiter,
         setups=s.setups,
         txt=txt,
@@ -183,8 +205,9 @@ def band_gap_ev(calc) -> float | None:
     try:
         ef = _fermi_level(calc)
         nk = len(calc.get_ibz_k_points())
-        eig = np.array([[calc.get_eigenvalues(kpt=k, spin=s) for k in range(nk)]
-                        for s in range(calc.get_number_of_spins())])  # (spin, k, band)
+        eig = np.array(
+            [[calc.get_eigenvalues(kpt=k, spin=s) for k in range(nk)] for s in range(calc.get_number_of_spins())]
+        )  # (spin, k, band)
     except Exception:
         return None
     if ef is None:

@@ -27,8 +27,13 @@ def _settings_from_args(args) -> DFTSettings:
     if args.cheap:
         s = CHEAP_SETTINGS
     else:
-        s = {"surfaces": SURFACE_SETTINGS, "eos": SURFACE_SETTINGS, "pairs": PAIR_SETTINGS,
-             "pairs-convergence": PAIR_SETTINGS, "relax": SURFACE_SETTINGS}.get(args.dataset, DEFAULT_SETTINGS)
+        s = {
+            "surfaces": SURFACE_SETTINGS,
+            "eos": SURFACE_SETTINGS,
+            "pairs": PAIR_SETTINGS,
+            "pairs-convergence": PAIR_SETTINGS,
+            "relax": SURFACE_SETTINGS,
+        }.get(args.dataset, DEFAULT_SETTINGS)
     changes = {}
     if args.ecut is not None:
         changes["ecut_ev"] = args.ecut
@@ -46,10 +51,19 @@ def _run_parser(sub) -> argparse.ArgumentParser:
     r.add_argument("--n-check", type=int, default=1, help="frames per group with check neighbours (training)")
     r.add_argument("--functionals", nargs="+", default=["pbe", "r2scan"], choices=sorted(FUNCTIONALS))
     r.add_argument("--facets", nargs="+", default=["111", "100", "110"])
-    r.add_argument("--variants", nargs="+", default=list(CONVERGENCE_VARIANTS), choices=list(CONVERGENCE_VARIANTS),
-                   help="settings variants (dataset convergence)")
-    r.add_argument("--slabs", nargs="+", default=list(DEFAULT_RELAX_SLABS),
-                   help="dataset-2 slabs to relax, as El|hkl (dataset relax)")
+    r.add_argument(
+        "--variants",
+        nargs="+",
+        default=list(CONVERGENCE_VARIANTS),
+        choices=list(CONVERGENCE_VARIANTS),
+        help="settings variants (dataset convergence)",
+    )
+    r.add_argument(
+        "--slabs",
+        nargs="+",
+        default=list(DEFAULT_RELAX_SLABS),
+        help="dataset-2 slabs to relax, as El|hkl (dataset relax)",
+    )
     r.add_argument("--fmax", type=float, default=FMAX_EV_PER_A, help="relaxation force criterion (eV/Å)")
     r.add_argument("--max-steps", type=int, default=MAX_STEPS, help="BFGS steps per run (dataset relax)")
     r.add_argument("--seed", type=int, default=0)
@@ -101,8 +115,10 @@ def _status(store: ResultStore) -> None:
         for model, g in df.groupby("model"):
             ok = g[g["status"] == "ok"]
             med = ok.groupby("n_atoms")["seconds"].median().round(1).to_dict() if len(ok) else {}
-            print(f"{kind:22s} {model:12s} ok {len(ok):4d}  failed {len(g) - len(ok):3d}  "
-                  f"{g['seconds'].sum() / 3600:6.3f} h  median s by n_atoms {med}")
+            print(
+                f"{kind:22s} {model:12s} ok {len(ok):4d}  failed {len(g) - len(ok):3d}  "
+                f"{g['seconds'].sum() / 3600:6.3f} h  median s by n_atoms {med}"
+            )
     print(f"total {total / 3600:.3f} h of single-threaded calculation wall time")
 
 
@@ -115,6 +131,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         m = export(store, Path(args.out) if args.out else None)
         print(json.dumps({"counts": m["counts"], "calc_hours_total": round(m["calc_hours_total"], 3)}, indent=1))
     else:
-        _print_run(run_dataset(args.dataset, store, _options_from_args(args), backend=args.backend,
-                               n_workers=args.workers, scheduler=args.scheduler, retry_failed=args.retry_failed))
+        _print_run(
+            run_dataset(
+                args.dataset,
+                store,
+                _options_from_args(args),
+                backend=args.backend,
+                n_workers=args.workers,
+                scheduler=args.scheduler,
+                retry_failed=args.retry_failed,
+            )
+        )
     return 0

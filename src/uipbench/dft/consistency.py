@@ -38,8 +38,13 @@ def voigt_to_matrix(v: Sequence[float]) -> np.ndarray:
 def _as_frame(x) -> dict:
     if isinstance(x, dict):
         return x
-    return {"cell": x.cell[:], "positions": x.positions, "energy": x.get_potential_energy(),
-            "forces": x.get_forces(), "stress": x.get_stress(voigt=True)}
+    return {
+        "cell": x.cell[:],
+        "positions": x.positions,
+        "energy": x.get_potential_energy(),
+        "forces": x.get_forces(),
+        "stress": x.get_stress(voigt=True),
+    }
 
 
 def work_ev(a, b) -> float:
@@ -73,8 +78,9 @@ def pressure_gpa(stress_voigt: Sequence[float]) -> float:
     return -float(np.sum(np.asarray(stress_voigt, float)[:3])) / 3.0 * EV_PER_A3_TO_GPA
 
 
-def stress_vs_dedv_gpa(volumes_a3: Sequence[float], energies_ev: Sequence[float],
-                       stresses_voigt: Sequence[Sequence[float]]) -> float:
+def stress_vs_dedv_gpa(
+    volumes_a3: Sequence[float], energies_ev: Sequence[float], stresses_voigt: Sequence[Sequence[float]]
+) -> float:
     """Mean pressure of a group of frames of one cell minus -dE/dV from a linear fit of E(V) (GPa).
 
     Only meaningful for frames that differ mostly by volume (a small isotropic scan); for random strains and
@@ -89,8 +95,9 @@ def stress_vs_dedv_gpa(volumes_a3: Sequence[float], energies_ev: Sequence[float]
     return p_mean - (-slope * EV_PER_A3_TO_GPA)
 
 
-def finite_difference_force_error(energy_of, atoms, index: int, direction: Sequence[float], step_a: float = 0.01,
-                                  force: Sequence[float] | None = None) -> float:
+def finite_difference_force_error(
+    energy_of, atoms, index: int, direction: Sequence[float], step_a: float = 0.01, force: Sequence[float] | None = None
+) -> float:
     """|F·d - (-(E(+h) - E(-h)) / 2h)| (eV/Å) for atom ``index`` moved along unit vector ``direction``."""
     d = np.asarray(direction, float)
     d = d / np.linalg.norm(d)

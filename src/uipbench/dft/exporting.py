@@ -84,15 +84,26 @@ def _write_csv(df, path: Path) -> None:
 
 def _provenance_info(rec, prefix: str = "") -> dict:
     v = rec["versions"]
-    return {f"{prefix}gpaw_version": v.get("gpaw", ""), f"{prefix}gpaw_data_version": v.get("gpaw-data", ""),
-            f"{prefix}libxc_version": v.get("libxc", ""), f"{prefix}ase_version": v.get("ase", "")}
+    return {
+        f"{prefix}gpaw_version": v.get("gpaw", ""),
+        f"{prefix}gpaw_data_version": v.get("gpaw-data", ""),
+        f"{prefix}libxc_version": v.get("libxc", ""),
+        f"{prefix}ase_version": v.get("ase", ""),
+    }
 
 
 def _settings_info(settings: DFTSettings) -> dict:
     s = settings
-    return {"code": "GPAW", "mode": "PW", "ecut_ev": s.ecut_ev, "kpt_density_per_inv_a": s.kpt_density_per_inv_a,
-            "smearing": s.smearing, "smearing_width_ev": s.smearing_width_ev, "setups": s.setups,
-            "settings_json": json.dumps(s.as_dict(), sort_keys=True, separators=(",", ":")).replace('"', "'")}
+    return {
+        "code": "GPAW",
+        "mode": "PW",
+        "ecut_ev": s.ecut_ev,
+        "kpt_density_per_inv_a": s.kpt_density_per_inv_a,
+        "smearing": s.smearing,
+        "smearing_width_ev": s.smearing_width_ev,
+        "setups": s.setups,
+        "settings_json": json.dumps(s.as_dict(), sort_keys=True, separators=(",", ":")).replace('"', "'"),
+    }
 
 
 def _write_extxyz(frames: list, path: Path) -> None:
@@ -125,8 +136,15 @@ def _complete_pairs(ok):
 
 def _pair_frame(sid: str, by_f: dict, settings: DFTSettings):
     atoms = _atoms_from_record(by_f["pbe"])
-    atoms.info.update({"id": sid, "prototype": sid.split("-")[1], "formula": by_f["pbe"]["formula"],
-                       **_settings_info(settings), **_provenance_info(by_f["pbe"])})
+    atoms.info.update(
+        {
+            "id": sid,
+            "prototype": sid.split("-")[1],
+            "formula": by_f["pbe"]["formula"],
+            **_settings_info(settings),
+            **_provenance_info(by_f["pbe"]),
+        }
+    )
     for f in ("pbe", "r2scan"):
         r = by_f[f]
         atoms.info[f"energy_{f}_ev"] = r["energy_ev"]
@@ -145,8 +163,12 @@ def export_pairs(store: ResultStore, out_dir: Path, settings: DFTSettings = PAIR
     ok, failed = _split(df, settings)
     frames = [_pair_frame(sid, by_f, settings) for sid, by_f in _complete_pairs(ok)] if not ok.empty else []
     _write_extxyz(frames, out_dir / PAIRS_FILE)
-    section = {"counts": {"pairs_complete": len(frames), "pairs_single_points": len(ok)},
-               "failures": {"pairs": _failures(failed)}, "calc_seconds": {}, "versions": _versions(df)}
+    section = {
+        "counts": {"pairs_complete": len(frames), "pairs_single_points": len(ok)},
+        "failures": {"pairs": _failures(failed)},
+        "calc_seconds": {},
+        "versions": _versions(df),
+    }
     if not ok.empty:
         section["calc_seconds"]["pairs"] = float(ok["seconds"].sum())
     return section
@@ -159,9 +181,18 @@ def export_pairs(store: ResultStore, out_dir: Path, settings: DFTSettings = PAIR
 def _eos_frame(r, settings: DFTSettings):
     atoms = _atoms_from_record(r)
     el, scale = r["item"].split("|")
-    atoms.info.update({"id": f"eos-{el}-{scale}", "element": el, "scale": float(scale),
-                       "energy_pbe_ev": r["energy_ev"], "stress_pbe_ev_per_a3": np.array(r["stress_ev_per_a3"]),
-                       "kpts_pbe": np.array(r["kpts"]), **_settings_info(settings), **_provenance_info(r)})
+    atoms.info.update(
+        {
+            "id": f"eos-{el}-{scale}",
+            "element": el,
+            "scale": float(scale),
+            "energy_pbe_ev": r["energy_ev"],
+            "stress_pbe_ev_per_a3": np.array(r["stress_ev_per_a3"]),
+            "kpts_pbe": np.array(r["kpts"]),
+            **_settings_info(settings),
+            **_provenance_info(r),
+        }
+    )
     atoms.arrays["forces_pbe_ev_per_a"] = np.array(r["forces_ev_per_a"])
     return atoms
 
@@ -172,18 +203,31 @@ def export_eos(store: ResultStore, out_dir: Path, settings: DFTSettings = SURFAC
     ok, failed = _split(df, settings)
     frames = [_eos_frame(r, settings) for _, r in ok.sort_values("item").iterrows()] if not ok.empty else []
     _write_extxyz(frames, out_dir / EOS_FILE)
-    return {"counts": {"eos_points": len(frames)}, "failures": {"eos": _failures(failed)},
-            "calc_seconds": {"eos": float(ok["seconds"].sum()) if not ok.empty else 0.0},
-            "eos_fits": eos_results_from_frame(df, settings), "versions": _versions(df)}
+    return {
+        "counts": {"eos_points": len(frames)},
+        "failures": {"eos": _failures(failed)},
+        "calc_seconds": {"eos": float(ok["seconds"].sum()) if not ok.empty else 0.0},
+        "eos_fits": eos_results_from_frame(df, settings),
+        "versions": _versions(df),
+    }
 
 
 def _surface_frame(kind: str, rec, info: dict, row, settings: DFTSettings):
     p = rec.payload
     atoms = _atoms_from_record(p)
-    atoms.info.update({"id": f"{kind}-{info['element']}-{info['miller']}", "kind": kind,
-                       "element": info["element"], "miller": info["miller"], "a0_a": info["a0_a"],
-                       "energy_pbe_ev": p["energy_ev"], "kpts_pbe": np.array(p["kpts"]), **_settings_info(settings),
-                       **_provenance_info(p)})
+    atoms.info.update(
+        {
+            "id": f"{kind}-{info['element']}-{info['miller']}",
+            "kind": kind,
+            "element": info["element"],
+            "miller": info["miller"],
+            "a0_a": info["a0_a"],
+            "energy_pbe_ev": p["energy_ev"],
+            "kpts_pbe": np.array(p["kpts"]),
+            **_settings_info(settings),
+            **_provenance_info(p),
+        }
+    )
     if p["stress_ev_per_a3"] is not None:
         atoms.info["stress_pbe_ev_per_a3"] = np.array(p["stress_ev_per_a3"])
     if kind == "slab":
@@ -195,8 +239,9 @@ def _surface_frame(kind: str, rec, info: dict, row, settings: DFTSettings):
     return atoms
 
 
-def export_surfaces(store: ResultStore, out_dir: Path, settings: DFTSettings = SURFACE_SETTINGS,
-                    eos: dict[str, dict] | None = None) -> dict:
+def export_surfaces(
+    store: ResultStore, out_dir: Path, settings: DFTSettings = SURFACE_SETTINGS, eos: dict[str, dict] | None = None
+) -> dict:
     """Dataset 2: slab and oriented-bulk frames (γ in the slab frames) at the lattice constants of the E-V fits
     ``eos`` (computed when not given); the γ table as section ``surface_energies``."""
     records = surface_records(store, settings, eos=eos)
@@ -215,19 +260,27 @@ def export_surfaces(store: ResultStore, out_dir: Path, settings: DFTSettings = S
             frames.append(_surface_frame(kind, rec, info, row, settings))
     _write_extxyz(frames, out_dir / SURFACES_FILE)
     n_slab = sum(at.info["kind"] == "slab" for at in frames)
-    energies = (table.drop(columns=["slab_seconds", "bulk_seconds"]).round(6).to_dict(orient="records")
-                if not table.empty else [])
-    return {"counts": {"slabs": n_slab, "oriented_bulks": len(frames) - n_slab, "surface_energies": len(table)},
-            "failures": {"surfaces": failures}, "calc_seconds": {"surfaces": cpu}, "surface_energies": energies,
-            "versions": _versions(store.frame(kind=KIND_SLAB), store.frame(kind=KIND_BULK))}
+    energies = (
+        table.drop(columns=["slab_seconds", "bulk_seconds"]).round(6).to_dict(orient="records")
+        if not table.empty
+        else []
+    )
+    return {
+        "counts": {"slabs": n_slab, "oriented_bulks": len(frames) - n_slab, "surface_energies": len(table)},
+        "failures": {"surfaces": failures},
+        "calc_seconds": {"surfaces": cpu},
+        "surface_energies": energies,
+        "versions": _versions(store.frame(kind=KIND_SLAB), store.frame(kind=KIND_BULK)),
+    }
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # convergence checks and relaxations
 
 
-def export_convergence(store: ResultStore, out_dir: Path, pair_settings: DFTSettings = PAIR_SETTINGS,
-                       eos: dict[str, dict] | None = None) -> dict:
+def export_convergence(
+    store: ResultStore, out_dir: Path, pair_settings: DFTSettings = PAIR_SETTINGS, eos: dict[str, dict] | None = None
+) -> dict:
     """The surface-energy convergence CSV of every element checked (at :func:`convergence_a0`, with the E-V fits
     ``eos`` of dataset 2's settings) and dataset 1's (once a variant exists to compare)."""
     seconds = 0.0
@@ -247,16 +300,18 @@ def export_convergence(store: ResultStore, out_dir: Path, pair_settings: DFTSett
     return {"calc_seconds": {"convergence": seconds, "pairs_convergence": pair_seconds}}
 
 
-def export_relaxations(store: ResultStore, out_dir: Path, settings: DFTSettings = SURFACE_SETTINGS,
-                       eos: dict[str, dict] | None = None) -> dict:
+def export_relaxations(
+    store: ResultStore, out_dir: Path, settings: DFTSettings = SURFACE_SETTINGS, eos: dict[str, dict] | None = None
+) -> dict:
     """γ of static vs relaxed dataset-2 slabs for every relaxation in the store (E-V fits ``eos`` of ``settings``)."""
     relaxed = relaxed_table(store, relaxed_items(store), settings, eos=eos)
     if not relaxed.empty:
         _write_csv(relaxed, out_dir / RELAXED_FILE)
-    return {"counts": {"relaxed_slabs": int((relaxed["error"] == "").sum())},
-            "failures": {"relaxations": {f"{r.element}|{r.miller}": r.error for r in relaxed.itertuples()
-                                         if r.error}},
-            "calc_seconds": {"relaxations": float(relaxed["seconds"].sum())}}
+    return {
+        "counts": {"relaxed_slabs": int((relaxed["error"] == "").sum())},
+        "failures": {"relaxations": {f"{r.element}|{r.miller}": r.error for r in relaxed.itertuples() if r.error}},
+        "calc_seconds": {"relaxations": float(relaxed["seconds"].sum())},
+    }
 
 
 def export_label_convergence(store: ResultStore, out_dir: Path) -> dict:
@@ -264,8 +319,9 @@ def export_label_convergence(store: ResultStore, out_dir: Path) -> dict:
     from .label_convergence import LABEL_CONVERGENCE_FILE, convergence_frame
 
     lconv = convergence_frame(store)
-    section: dict[str, Any] = {"calc_seconds": {
-        "label_convergence": float(lconv["seconds"].sum()) if not lconv.empty else 0.0}}
+    section: dict[str, Any] = {
+        "calc_seconds": {"label_convergence": float(lconv["seconds"].sum()) if not lconv.empty else 0.0}
+    }
     if not lconv.empty:
         _write_csv(lconv, out_dir / LABEL_CONVERGENCE_FILE)
         section["failures"] = {"label_convergence": lconv.attrs.get("failures", {})}
@@ -283,8 +339,12 @@ def _training_section(store: ResultStore, out_dir: Path) -> dict:
 # the manifest
 
 
-def export(store: ResultStore | None = None, out_dir: Path | None = None,
-           settings: DFTSettings = PAIR_SETTINGS, surface_settings: DFTSettings = SURFACE_SETTINGS) -> dict:
+def export(
+    store: ResultStore | None = None,
+    out_dir: Path | None = None,
+    settings: DFTSettings = PAIR_SETTINGS,
+    surface_settings: DFTSettings = SURFACE_SETTINGS,
+) -> dict:
     """Write every dataset's files under ``data/dft/`` (or ``out_dir/dft/``) and ``manifest.json`` from the store.
 
     Provenance (settings, GPAW / gpaw-data / libxc versions) in every frame's info; failures listed with their
@@ -294,8 +354,13 @@ def export(store: ResultStore | None = None, out_dir: Path | None = None,
     store = store or default_store()
     store.checkpoint()  # merge the WAL into the database file, which is committed
     out_dir = Path(out_dir) if out_dir is not None else paths.PROJECT_DATA
-    manifest: dict[str, Any] = {"settings": settings.as_dict(), "surface_settings": surface_settings.as_dict(),
-                                "failures": {}, "counts": {}, "calc_seconds": {}}
+    manifest: dict[str, Any] = {
+        "settings": settings.as_dict(),
+        "surface_settings": surface_settings.as_dict(),
+        "failures": {},
+        "counts": {},
+        "calc_seconds": {},
+    }
     versions: dict[str, dict] = {}
 
     def add(section: dict) -> dict:

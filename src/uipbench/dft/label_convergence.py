@@ -32,18 +32,27 @@ TOLERANCES = {"energy_mev_per_atom": 5.0, "d_energy_mev_per_atom": 1.0, "stress_
 #: cutoff study: the hardest PAW setups of the dataset (first-row anions, B/C, 3d metals) and soft references,
 #: each with its cutoffs (eV; the last is the cell's reference). 1000 eV is paid only where 800 is in question.
 CUTOFF_CELLS: dict[tuple[str, ...], tuple[float, ...]] = {
-    ("Mg", "O", "rocksalt"): (500.0, 650.0, 800.0, 1000.0), ("B", "N", "zincblende"): (500.0, 650.0, 800.0, 1000.0),
-    ("Li", "F", "rocksalt"): (500.0, 650.0, 800.0), ("Si", "C", "zincblende"): (500.0, 650.0, 800.0),
-    ("Ti", "N", "rocksalt"): (500.0, 650.0, 800.0), ("Fe", "ref"): (500.0, 650.0, 800.0, 1000.0),
-    ("Cu", "ref"): (400.0, 500.0, 650.0, 800.0), ("Na", "ref"): (400.0, 500.0, 650.0),
-    ("Al", "ref"): (400.0, 500.0, 650.0)}
+    ("Mg", "O", "rocksalt"): (500.0, 650.0, 800.0, 1000.0),
+    ("B", "N", "zincblende"): (500.0, 650.0, 800.0, 1000.0),
+    ("Li", "F", "rocksalt"): (500.0, 650.0, 800.0),
+    ("Si", "C", "zincblende"): (500.0, 650.0, 800.0),
+    ("Ti", "N", "rocksalt"): (500.0, 650.0, 800.0),
+    ("Fe", "ref"): (500.0, 650.0, 800.0, 1000.0),
+    ("Cu", "ref"): (400.0, 500.0, 650.0, 800.0),
+    ("Na", "ref"): (400.0, 500.0, 650.0),
+    ("Al", "ref"): (400.0, 500.0, 650.0),
+}
 CUTOFF_KDENSITY = 2.5  #: fixed per cell (from its unstrained frame) through the whole cutoff study
 CUTOFF_R2SCAN_CELLS = (("Mg", "O", "rocksalt"),)  #: r2SCAN on the hardest setup (spin-polarised Fe: too costly)
 #: k-mesh study: metals (whose energies move with the mesh) and one insulator, each with its densities (per Å⁻¹;
 #: the last is the reference)
 KMESH_CELLS: dict[tuple[str, ...], tuple[float, ...]] = {
-    ("Al", "ref"): (2.0, 3.0, 4.0, 5.5), ("Cu", "ref"): (2.0, 3.0, 4.0, 5.5), ("Na", "ref"): (2.0, 3.0, 4.0, 5.5),
-    ("Fe", "ref"): (2.0, 3.0, 4.0, 5.5), ("Mg", "O", "rocksalt"): (2.0, 3.0, 4.0)}
+    ("Al", "ref"): (2.0, 3.0, 4.0, 5.5),
+    ("Cu", "ref"): (2.0, 3.0, 4.0, 5.5),
+    ("Na", "ref"): (2.0, 3.0, 4.0, 5.5),
+    ("Fe", "ref"): (2.0, 3.0, 4.0, 5.5),
+    ("Mg", "O", "rocksalt"): (2.0, 3.0, 4.0),
+}
 KMESH_ECUT_EV = 500.0
 KMESH_R2SCAN_CELLS = (("Al", "ref"),)
 STEP_STRAIN = 0.01
@@ -87,29 +96,39 @@ def _study_tasks(study: str, cells: dict, settings_of, functionals, mesh_density
             for name, at in frames.items():
                 for f in functionals(spec):
                     item = f"{study}|{cell_id(spec)}|{name}|{f}|{value:g}"
-                    tasks.append(make_spec(at, f, st, kpts=mesh, label=item.replace("|", "-"))
-                                 .task(KIND_LABEL_CONVERGENCE, item))
+                    tasks.append(
+                        make_spec(at, f, st, kpts=mesh, label=item.replace("|", "-")).task(KIND_LABEL_CONVERGENCE, item)
+                    )
     return tasks
 
 
 def cutoff_tasks(base: DFTSettings = PAIR_SETTINGS, cells=CUTOFF_CELLS) -> list[Task]:
-    return _study_tasks("cutoff", cells,
-                        lambda c: base.replace(ecut_ev=float(c), kpt_density_per_inv_a=CUTOFF_KDENSITY),
-                        lambda s: ("pbe", "r2scan") if s in CUTOFF_R2SCAN_CELLS else ("pbe",),
-                        lambda st: CUTOFF_KDENSITY)
+    return _study_tasks(
+        "cutoff",
+        cells,
+        lambda c: base.replace(ecut_ev=float(c), kpt_density_per_inv_a=CUTOFF_KDENSITY),
+        lambda s: ("pbe", "r2scan") if s in CUTOFF_R2SCAN_CELLS else ("pbe",),
+        lambda st: CUTOFF_KDENSITY,
+    )
 
 
 def kmesh_tasks(base: DFTSettings = PAIR_SETTINGS, cells=KMESH_CELLS) -> list[Task]:
-    return _study_tasks("kmesh", cells, lambda d: base.replace(ecut_ev=KMESH_ECUT_EV, kpt_density_per_inv_a=float(d)),
-                        lambda s: ("pbe", "r2scan") if s in KMESH_R2SCAN_CELLS else ("pbe",),
-                        lambda st: st.kpt_density_per_inv_a)
+    return _study_tasks(
+        "kmesh",
+        cells,
+        lambda d: base.replace(ecut_ev=KMESH_ECUT_EV, kpt_density_per_inv_a=float(d)),
+        lambda s: ("pbe", "r2scan") if s in KMESH_R2SCAN_CELLS else ("pbe",),
+        lambda st: st.kpt_density_per_inv_a,
+    )
 
 
 def study_tasks(base: DFTSettings = PAIR_SETTINGS) -> list[Task]:
     """Both studies; symmetric (cheap) frames first, then the step frames from the cheapest setting up."""
+
     def cost(t: Task):
         study, _, frame, f, value = t.item.split("|")
         return (frame == "step", f == "r2scan", float(value) if study == "cutoff" else 200 * float(value))
+
     return sorted(cutoff_tasks(base) + kmesh_tasks(base), key=cost)
 
 
@@ -134,17 +153,23 @@ def convergence_frame(store: ResultStore) -> pd.DataFrame:
             continue
         a, b = fr["0"], fr["step"]
         n = a["n_atoms"]
-        rows.append({
-            "study": study, "cell": cell, "functional": f, "variant": v, "value": float(v),
-            "kpts": "x".join(str(k) for k in a["kpts"]),
-            "energy_ev_per_atom": a["energy_ev"] / n,
-            "d_energy_mev_per_atom": 1e3 * (b["energy_ev"] - a["energy_ev"]) / n,
-            "stress0_gpa": np.asarray(a["stress_ev_per_a3"]) * EV_PER_A3_TO_GPA,
-            "stress_step_gpa": np.asarray(b["stress_ev_per_a3"]) * EV_PER_A3_TO_GPA,
-            "forces_step": np.asarray(b["forces_ev_per_a"]),
-            "residual_mev_per_atom": 1e3 * work_residual_ev_per_atom(_record_frame(a), _record_frame(b)),
-            "seconds": float(a["seconds"] + b["seconds"]),
-        })
+        rows.append(
+            {
+                "study": study,
+                "cell": cell,
+                "functional": f,
+                "variant": v,
+                "value": float(v),
+                "kpts": "x".join(str(k) for k in a["kpts"]),
+                "energy_ev_per_atom": a["energy_ev"] / n,
+                "d_energy_mev_per_atom": 1e3 * (b["energy_ev"] - a["energy_ev"]) / n,
+                "stress0_gpa": np.asarray(a["stress_ev_per_a3"]) * EV_PER_A3_TO_GPA,
+                "stress_step_gpa": np.asarray(b["stress_ev_per_a3"]) * EV_PER_A3_TO_GPA,
+                "forces_step": np.asarray(b["forces_ev_per_a"]),
+                "residual_mev_per_atom": 1e3 * work_residual_ev_per_atom(_record_frame(a), _record_frame(b)),
+                "seconds": float(a["seconds"] + b["seconds"]),
+            }
+        )
     out = pd.DataFrame(rows)
     if out.empty:
         return out
@@ -153,13 +178,18 @@ def convergence_frame(store: ResultStore) -> pd.DataFrame:
     dev = []
     for r in out.itertuples():
         q = ref[(r.study, r.cell, r.functional)]
-        dev.append({
-            "err_energy_mev_per_atom": 1e3 * (r.energy_ev_per_atom - q.energy_ev_per_atom),
-            "err_d_energy_mev_per_atom": r.d_energy_mev_per_atom - q.d_energy_mev_per_atom,
-            "err_stress_gpa": float(max(np.abs(r.stress0_gpa - q.stress0_gpa).max(),
-                                        np.abs(r.stress_step_gpa - q.stress_step_gpa).max())),
-            "err_force_ev_per_a": float(np.abs(r.forces_step - q.forces_step).max()),
-        })
+        dev.append(
+            {
+                "err_energy_mev_per_atom": 1e3 * (r.energy_ev_per_atom - q.energy_ev_per_atom),
+                "err_d_energy_mev_per_atom": r.d_energy_mev_per_atom - q.d_energy_mev_per_atom,
+                "err_stress_gpa": float(
+                    max(
+                        np.abs(r.stress0_gpa - q.stress0_gpa).max(), np.abs(r.stress_step_gpa - q.stress_step_gpa).max()
+                    )
+                ),
+                "err_force_ev_per_a": float(np.abs(r.forces_step - q.forces_step).max()),
+            }
+        )
     out = pd.concat([out, pd.DataFrame(dev, index=out.index)], axis=1)
     out = out.drop(columns=["stress0_gpa", "stress_step_gpa", "forces_step"])
     out.attrs["failures"] = {r["item"]: r["error"] for _, r in failed.iterrows()}
@@ -167,9 +197,13 @@ def convergence_frame(store: ResultStore) -> pd.DataFrame:
 
 
 def _record_frame(rec) -> dict:
-    return {"cell": np.asarray(rec["cell_a"]), "positions": np.asarray(rec["positions_a"]),
-            "energy": float(rec["energy_ev"]), "forces": np.asarray(rec["forces_ev_per_a"]),
-            "stress": np.asarray(rec["stress_ev_per_a3"])}
+    return {
+        "cell": np.asarray(rec["cell_a"]),
+        "positions": np.asarray(rec["positions_a"]),
+        "energy": float(rec["energy_ev"]),
+        "forces": np.asarray(rec["forces_ev_per_a"]),
+        "stress": np.asarray(rec["stress_ev_per_a3"]),
+    }
 
 
 def converged_setting(table, study: str, cells: Iterable[str] | None = None, tol: dict = TOLERANCES) -> dict:
@@ -183,10 +217,12 @@ def converged_setting(table, study: str, cells: Iterable[str] | None = None, tol
         g = g.sort_values("value")
         ok_by_value = {}
         for v, h in g.groupby("value"):
-            ok_by_value[v] = bool((h["err_energy_mev_per_atom"].abs() <= tol["energy_mev_per_atom"]).all()
-                                  and (h["err_d_energy_mev_per_atom"].abs() <= tol["d_energy_mev_per_atom"]).all()
-                                  and (h["err_stress_gpa"] <= tol["stress_gpa"]).all()
-                                  and (h["err_force_ev_per_a"] <= tol["force_ev_per_a"]).all())
+            ok_by_value[v] = bool(
+                (h["err_energy_mev_per_atom"].abs() <= tol["energy_mev_per_atom"]).all()
+                and (h["err_d_energy_mev_per_atom"].abs() <= tol["d_energy_mev_per_atom"]).all()
+                and (h["err_stress_gpa"] <= tol["stress_gpa"]).all()
+                and (h["err_force_ev_per_a"] <= tol["force_ev_per_a"]).all()
+            )
         values = sorted(ok_by_value)
         best = None
         for i, v in enumerate(values[:-1]):

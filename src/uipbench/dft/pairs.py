@@ -25,12 +25,39 @@ ELEMENTAL_PROTOTYPES = ("fcc", "bcc", "hcp", "diamond", "sc")
 #: binary prototypes -> default compounds (A first as in the formula). Chosen: chemically sensible, small cells,
 #: no f electrons, elements mostly among DEFAULT_ELEMENTS.
 BINARY_COMPOUNDS: dict[str, tuple[tuple[str, str], ...]] = {
-    "rocksalt": (("Li", "F"), ("Na", "Cl"), ("K", "Cl"), ("Mg", "O"), ("Ca", "O"), ("Ti", "C"), ("Ti", "N"),
-                 ("V", "N"), ("Li", "Cl"), ("Na", "F"), ("Zr", "C"), ("Sc", "N")),
-    "cesiumchloride": (("Ni", "Al"), ("Cu", "Zn"), ("Fe", "Al"), ("Co", "Al"), ("Cs", "Cl"), ("Pd", "Al"),
-                       ("Ag", "Mg")),
-    "zincblende": (("Ga", "As"), ("Al", "P"), ("Si", "C"), ("B", "N"), ("Zn", "S"), ("Ga", "N"), ("Al", "As"),
-                   ("Ga", "P")),
+    "rocksalt": (
+        ("Li", "F"),
+        ("Na", "Cl"),
+        ("K", "Cl"),
+        ("Mg", "O"),
+        ("Ca", "O"),
+        ("Ti", "C"),
+        ("Ti", "N"),
+        ("V", "N"),
+        ("Li", "Cl"),
+        ("Na", "F"),
+        ("Zr", "C"),
+        ("Sc", "N"),
+    ),
+    "cesiumchloride": (
+        ("Ni", "Al"),
+        ("Cu", "Zn"),
+        ("Fe", "Al"),
+        ("Co", "Al"),
+        ("Cs", "Cl"),
+        ("Pd", "Al"),
+        ("Ag", "Mg"),
+    ),
+    "zincblende": (
+        ("Ga", "As"),
+        ("Al", "P"),
+        ("Si", "C"),
+        ("B", "N"),
+        ("Zn", "S"),
+        ("Ga", "N"),
+        ("Al", "As"),
+        ("Ga", "P"),
+    ),
     "wurtzite": (("Zn", "O"), ("Ga", "N"), ("Al", "N")),
     "fluorite": (("Ca", "F"), ("Mg", "Si"), ("Li", "O"), ("Sr", "F")),  # Mg2Si, Li2O: anti-fluorite
     "L1_2": (("Ni", "Al"), ("Cu", "Au"), ("Al", "Sc"), ("Pt", "Al"), ("Ni", "Fe")),  # A3B
@@ -41,9 +68,48 @@ PROTOTYPES = ("ref", *ELEMENTAL_PROTOTYPES, *BINARY_COMPOUNDS)
 
 #: default element set of dataset 1 (>= 20 elements with simple reference structures, plus the anions and
 #: partners of the default compounds)
-DEFAULT_ELEMENTS = ("Li", "Be", "Na", "Mg", "Al", "Si", "K", "Ca", "Sc", "Ti", "V", "Cr", "Fe", "Co", "Ni", "Cu",
-                    "Zn", "Ge", "Sr", "Zr", "Nb", "Mo", "Rh", "Pd", "Ag", "W", "Ir", "Pt", "Au", "C", "B", "N",
-                    "O", "F", "P", "S", "Cl", "Ga", "As", "Cs")
+DEFAULT_ELEMENTS = (
+    "Li",
+    "Be",
+    "Na",
+    "Mg",
+    "Al",
+    "Si",
+    "K",
+    "Ca",
+    "Sc",
+    "Ti",
+    "V",
+    "Cr",
+    "Fe",
+    "Co",
+    "Ni",
+    "Cu",
+    "Zn",
+    "Ge",
+    "Sr",
+    "Zr",
+    "Nb",
+    "Mo",
+    "Rh",
+    "Pd",
+    "Ag",
+    "W",
+    "Ir",
+    "Pt",
+    "Au",
+    "C",
+    "B",
+    "N",
+    "O",
+    "F",
+    "P",
+    "S",
+    "Cl",
+    "Ga",
+    "As",
+    "Cs",
+)
 DEFAULT_PAIR_PROTOTYPES = ("ref", *BINARY_COMPOUNDS)
 
 
@@ -120,8 +186,13 @@ def build_prototype(prototype: str, species: Sequence[str]):
         return bulk(f"{fcc_site}{tet_site}2", "fluorite", a=a)
     if prototype == "L1_2":  # A3B (Cu3Au type): B at the cube corner, A at the face centres
         a = d * math.sqrt(2)
-        return crystal([b_el, a_el], basis=[(0, 0, 0), (0, 0.5, 0.5)], spacegroup=221, cellpar=[a, a, a, 90, 90, 90],
-                       primitive_cell=False)
+        return crystal(
+            [b_el, a_el],
+            basis=[(0, 0, 0), (0, 0.5, 0.5)],
+            spacegroup=221,
+            cellpar=[a, a, a, 90, 90, 90],
+            primitive_cell=False,
+        )
     raise ValueError(f"unknown prototype {prototype!r}; choose from {PROTOTYPES}")
 
 
@@ -141,14 +212,21 @@ def perturb(atoms, rng: np.random.Generator, max_strain: float = 0.05, rattle_ra
     if len(atoms) > 1:
         atoms.positions = atoms.positions + disp
     atoms.wrap()
-    atoms.info.update({"strain_voigt": [eps[0, 0], eps[1, 1], eps[2, 2], eps[1, 2], eps[0, 2], eps[0, 1]],
-                       "rattle_sigma_a": sigma if len(atoms) > 1 else 0.0})
+    atoms.info.update(
+        {
+            "strain_voigt": [eps[0, 0], eps[1, 1], eps[2, 2], eps[1, 2], eps[0, 2], eps[0, 1]],
+            "rattle_sigma_a": sigma if len(atoms) > 1 else 0.0,
+        }
+    )
     return atoms
 
 
-def prototype_bases(elements: Iterable[str] = DEFAULT_ELEMENTS, prototypes: Iterable[str] = DEFAULT_PAIR_PROTOTYPES,
-                    max_atoms: int = 8, compounds: Iterable[tuple[str, str]] | None = None
-                    ) -> tuple[list[tuple[str, tuple[str, ...], Any]], dict[str, str]]:
+def prototype_bases(
+    elements: Iterable[str] = DEFAULT_ELEMENTS,
+    prototypes: Iterable[str] = DEFAULT_PAIR_PROTOTYPES,
+    max_atoms: int = 8,
+    compounds: Iterable[tuple[str, str]] | None = None,
+) -> tuple[list[tuple[str, tuple[str, ...], Any]], dict[str, str]]:
     """The ideal cells of dataset 1 before any strain: ([(prototype, species, atoms)], skipped id -> reason).
 
     Elemental prototypes are built for every element; "ref" means each element's own simple reference structure
@@ -188,9 +266,14 @@ class PairStructure:
     atoms: Any
 
 
-def pair_structures(elements: Iterable[str] = DEFAULT_ELEMENTS, prototypes: Iterable[str] = DEFAULT_PAIR_PROTOTYPES,
-                    n_per_prototype: int = 3, seed: int = 0, max_atoms: int = 8,
-                    compounds: Iterable[tuple[str, str]] | None = None) -> tuple[list[PairStructure], dict[str, str]]:
+def pair_structures(
+    elements: Iterable[str] = DEFAULT_ELEMENTS,
+    prototypes: Iterable[str] = DEFAULT_PAIR_PROTOTYPES,
+    n_per_prototype: int = 3,
+    seed: int = 0,
+    max_atoms: int = 8,
+    compounds: Iterable[tuple[str, str]] | None = None,
+) -> tuple[list[PairStructure], dict[str, str]]:
     """Dataset-1 structures, deterministic for a given ``seed``: (structures, skipped id -> reason).
 
     Elemental prototypes are built for every element; "ref" means each element's own simple reference structure
@@ -214,8 +297,11 @@ def pair_structures(elements: Iterable[str] = DEFAULT_ELEMENTS, prototypes: Iter
     return out, skipped
 
 
-def pair_tasks(structures: Iterable[PairStructure], functionals: Sequence[str] = ("pbe", "r2scan"),
-               settings: DFTSettings = PAIR_SETTINGS) -> list[Task]:
+def pair_tasks(
+    structures: Iterable[PairStructure],
+    functionals: Sequence[str] = ("pbe", "r2scan"),
+    settings: DFTSettings = PAIR_SETTINGS,
+) -> list[Task]:
     """One task per structure x functional, functionals of one structure adjacent (pairs complete early)."""
     tasks = []
     for s in structures:
@@ -231,7 +317,9 @@ def pair_tasks(structures: Iterable[PairStructure], functionals: Sequence[str] =
 #: 3.5 Å, plus a semiconductor and two ionic compounds) and settings variants relative to PAIR_SETTINGS
 PAIR_CONVERGENCE_STRUCTURES = (
     *((el, "ref") for el in ("Ag", "Al", "Au", "Ca", "Cr", "Cs", "Cu", "Fe", "Ir", "K", "Li", "Mo", "Na", "Nb", "Si")),
-    ("Mg", "O", "rocksalt"), ("Na", "F", "rocksalt"))
+    ("Mg", "O", "rocksalt"),
+    ("Na", "F", "rocksalt"),
+)
 PAIR_CONVERGENCE_VARIANTS: dict[str, dict] = {
     "default": {},
     "k 3.5/Å⁻¹": {"kpt_density_per_inv_a": 3.5},
@@ -242,8 +330,9 @@ def _pair_convergence_structures(seed: int = 0) -> list[PairStructure]:
     out = []
     for spec in PAIR_CONVERGENCE_STRUCTURES:
         *species, proto = spec
-        structs, _ = pair_structures(species, [proto], n_per_prototype=1, seed=seed,
-                                     compounds=[tuple(species)] if len(species) == 2 else None)
+        structs, _ = pair_structures(
+            species, [proto], n_per_prototype=1, seed=seed, compounds=[tuple(species)] if len(species) == 2 else None
+        )
         out += [st for st in structs if st.prototype == proto]
     return out
 
@@ -275,9 +364,17 @@ def pair_convergence_table(store: ResultStore, base: DFTSettings = PAIR_SETTINGS
             continue
         sid, f, v = [*t.item.split("|"), "default"][:3]
         p = rec.payload
-        rows.append({"id": sid, "functional": f, "variant": v, "energy_ev_per_atom": p["energy_ev_per_atom"],
-                     "forces": np.array(p["forces_ev_per_a"]), "stress": np.array(p["stress_ev_per_a3"]),
-                     "seconds": rec.seconds})
+        rows.append(
+            {
+                "id": sid,
+                "functional": f,
+                "variant": v,
+                "energy_ev_per_atom": p["energy_ev_per_atom"],
+                "forces": np.array(p["forces_ev_per_a"]),
+                "stress": np.array(p["stress_ev_per_a3"]),
+                "seconds": rec.seconds,
+            }
+        )
     df = pd.DataFrame(rows)
     if df.empty:
         return df
@@ -287,12 +384,18 @@ def pair_convergence_table(store: ResultStore, base: DFTSettings = PAIR_SETTINGS
         d = ref.get((r.id, r.functional))
         if d is None:
             continue
-        out.append({"id": r.id, "functional": r.functional, "variant": r.variant,
-                    "energy_ev_per_atom": r.energy_ev_per_atom,
-                    "d_energy_mev_per_atom": 1e3 * (r.energy_ev_per_atom - d.energy_ev_per_atom),
-                    "d_force_max_ev_per_a": float(np.abs(r.forces - d.forces).max()),
-                    "d_stress_max_gpa": float(np.abs(r.stress - d.stress).max() * 160.21766208),
-                    "seconds": r.seconds})
+        out.append(
+            {
+                "id": r.id,
+                "functional": r.functional,
+                "variant": r.variant,
+                "energy_ev_per_atom": r.energy_ev_per_atom,
+                "d_energy_mev_per_atom": 1e3 * (r.energy_ev_per_atom - d.energy_ev_per_atom),
+                "d_force_max_ev_per_a": float(np.abs(r.forces - d.forces).max()),
+                "d_stress_max_gpa": float(np.abs(r.stress - d.stress).max() * 160.21766208),
+                "seconds": r.seconds,
+            }
+        )
     out = pd.DataFrame(out)
     if out.empty:  # variants computed, but none of their default (dataset-1) records yet
         return out

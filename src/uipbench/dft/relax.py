@@ -50,8 +50,9 @@ def central_layers(n_layers: int) -> list[int]:
     return [n_layers // 2] if n_layers % 2 else [n_layers // 2 - 1, n_layers // 2]
 
 
-def interlayer_changes_percent(z0_a: Sequence[float], z1_a: Sequence[float], layers: np.ndarray,
-                               n: int = 3) -> list[float]:
+def interlayer_changes_percent(
+    z0_a: Sequence[float], z1_a: Sequence[float], layers: np.ndarray, n: int = 3
+) -> list[float]:
     """Relative change (%) of the first ``n`` interlayer spacings d12, d23, ... at the top surface (mean z per
     layer), relaxed ``z1`` vs bulk-terminated ``z0``; negative = contraction."""
     z0, z1 = np.asarray(z0_a, float), np.asarray(z1_a, float)
@@ -75,12 +76,16 @@ class RelaxSpec:
     max_steps: int = MAX_STEPS  #: not in the key: a failed (unfinished) relaxation can continue with more steps
 
     def key(self) -> str:
-        return make_key(kind=KIND_SLAB_RELAXED, slab=self.slab.key(KIND_SLAB), fmax_ev_per_a=self.fmax_ev_per_a,
-                        fixed="central layers", optimizer="BFGS")
+        return make_key(
+            kind=KIND_SLAB_RELAXED,
+            slab=self.slab.key(KIND_SLAB),
+            fmax_ev_per_a=self.fmax_ev_per_a,
+            fixed="central layers",
+            optimizer="BFGS",
+        )
 
     def task(self, item: str) -> Task:
-        return Task(key=self.key(), kind=KIND_SLAB_RELAXED, model=f"gpaw-{self.slab.functional}", item=item,
-                    args=self)
+        return Task(key=self.key(), kind=KIND_SLAB_RELAXED, model=f"gpaw-{self.slab.functional}", item=item, args=self)
 
 
 def checkpoint_dir() -> Path:
@@ -140,11 +145,13 @@ def relax(rspec: RelaxSpec, calculator: Any = None, workdir: Path | None = None)
     finally:
         traj.close()
     forces = atoms.get_forces()
-    fmax = float(np.sqrt((forces ** 2).sum(axis=1)).max())
+    fmax = float(np.sqrt((forces**2).sum(axis=1)).max())
     n_frames = len(read(str(traj_path), index=":"))  # force evaluations over all runs of this relaxation
     if not converged:
-        raise RuntimeError(f"BFGS not converged after {n_frames} force evaluations (fmax {fmax:.3f} > "
-                           f"{rspec.fmax_ev_per_a} eV/Å); --retry-failed continues from the checkpoint")
+        raise RuntimeError(
+            f"BFGS not converged after {n_frames} force evaluations (fmax {fmax:.3f} > "
+            f"{rspec.fmax_ev_per_a} eV/Å); --retry-failed continues from the checkpoint"
+        )
     z1 = atoms.positions[:, 2]
     return {
         "functional": spec.functional,
@@ -196,9 +203,14 @@ def _slab_specs(store: ResultStore, slabs: Iterable[str], settings: DFTSettings,
     return out, skipped
 
 
-def relax_tasks(store: ResultStore, slabs: Iterable[str] = DEFAULT_RELAX_SLABS,
-                settings: DFTSettings = SURFACE_SETTINGS, fmax_ev_per_a: float = FMAX_EV_PER_A,
-                max_steps: int = MAX_STEPS, eos: dict[str, dict] | None = None) -> tuple[list[Task], dict[str, str]]:
+def relax_tasks(
+    store: ResultStore,
+    slabs: Iterable[str] = DEFAULT_RELAX_SLABS,
+    settings: DFTSettings = SURFACE_SETTINGS,
+    fmax_ev_per_a: float = FMAX_EV_PER_A,
+    max_steps: int = MAX_STEPS,
+    eos: dict[str, dict] | None = None,
+) -> tuple[list[Task], dict[str, str]]:
     """One relaxation task per ``"El|hkl"`` slab of dataset 2; slabs without an E-V fit come back as skipped
     (``eos``: the E-V fits of ``settings`` when already computed)."""
     specs, skipped = _slab_specs(store, slabs, settings, eos)
@@ -211,9 +223,13 @@ def relaxed_items(store: ResultStore) -> list[str]:
     return [] if df.empty else sorted(set(df["item"]))
 
 
-def relaxed_table(store: ResultStore, slabs: Iterable[str] = DEFAULT_RELAX_SLABS,
-                  settings: DFTSettings = SURFACE_SETTINGS, fmax_ev_per_a: float = FMAX_EV_PER_A,
-                  eos: dict[str, dict] | None = None):
+def relaxed_table(
+    store: ResultStore,
+    slabs: Iterable[str] = DEFAULT_RELAX_SLABS,
+    settings: DFTSettings = SURFACE_SETTINGS,
+    fmax_ev_per_a: float = FMAX_EV_PER_A,
+    eos: dict[str, dict] | None = None,
+):
     """γ of the static and the relaxed slab (same oriented-bulk reference), the relaxation energy and the change
     of the outer interlayer spacings, for every relaxation in the store (DataFrame; failures listed with reasons;
     ``eos``: the E-V fits of ``settings`` when already computed)."""
@@ -228,23 +244,48 @@ def relaxed_table(store: ResultStore, slabs: Iterable[str] = DEFAULT_RELAX_SLABS
         if rec is None or not (s and b and s.ok and b.ok):
             continue
         eb = b.payload["energy_ev"] / b.payload["n_atoms"]
-        row = {"element": info["element"], "miller": info["miller"], "n_layers": info["n_layers"],
-               "gamma_static_j_per_m2": gamma_j_per_m2(s.payload["energy_ev"], s.payload["n_atoms"], eb,
-                                                       info["area_a2"]),
-               "gamma_relaxed_j_per_m2": np.nan, "relaxation_energy_mev": np.nan, "d12_change_percent": np.nan,
-               "d23_change_percent": np.nan, "force_evaluations": np.nan, "seconds": rec.seconds,
-               "error": rec.error or ""}
+        row = {
+            "element": info["element"],
+            "miller": info["miller"],
+            "n_layers": info["n_layers"],
+            "gamma_static_j_per_m2": gamma_j_per_m2(s.payload["energy_ev"], s.payload["n_atoms"], eb, info["area_a2"]),
+            "gamma_relaxed_j_per_m2": np.nan,
+            "relaxation_energy_mev": np.nan,
+            "d12_change_percent": np.nan,
+            "d23_change_percent": np.nan,
+            "force_evaluations": np.nan,
+            "seconds": rec.seconds,
+            "error": rec.error or "",
+        }
         if rec.ok:
             p = rec.payload
             dz = p["interlayer_change_percent"] + [np.nan] * 2
             gamma = gamma_j_per_m2(p["energy_ev"], p["n_atoms"], eb, info["area_a2"])
-            row.update({"gamma_relaxed_j_per_m2": gamma,
-                        "relaxation_energy_mev": 1000 * (p["energy_ev"] - s.payload["energy_ev"]),
-                        "d12_change_percent": dz[0], "d23_change_percent": dz[1],
-                        "force_evaluations": p["force_evaluations"]})
+            row.update(
+                {
+                    "gamma_relaxed_j_per_m2": gamma,
+                    "relaxation_energy_mev": 1000 * (p["energy_ev"] - s.payload["energy_ev"]),
+                    "d12_change_percent": dz[0],
+                    "d23_change_percent": dz[1],
+                    "force_evaluations": p["force_evaluations"],
+                }
+            )
         rows.append(row)
-    df = pd.DataFrame(rows, columns=["element", "miller", "n_layers", "gamma_static_j_per_m2",
-                                     "gamma_relaxed_j_per_m2", "relaxation_energy_mev", "d12_change_percent",
-                                     "d23_change_percent", "force_evaluations", "seconds", "error"])
+    df = pd.DataFrame(
+        rows,
+        columns=[
+            "element",
+            "miller",
+            "n_layers",
+            "gamma_static_j_per_m2",
+            "gamma_relaxed_j_per_m2",
+            "relaxation_energy_mev",
+            "d12_change_percent",
+            "d23_change_percent",
+            "force_evaluations",
+            "seconds",
+            "error",
+        ],
+    )
     df["gamma_change_percent"] = 100 * (df["gamma_relaxed_j_per_m2"] / df["gamma_static_j_per_m2"] - 1)
     return df

@@ -22,14 +22,19 @@ from .consistency import work_residual_ev_per_atom
 
 
 def failures_table(manifest: Mapping) -> pd.DataFrame:
-    return pd.DataFrame([{"dataset": d, "calculation": k, "reason": v}
-                         for d, f in manifest["failures"].items() for k, v in f.items()],
-                        columns=["dataset", "calculation", "reason"])
+    return pd.DataFrame(
+        [{"dataset": d, "calculation": k, "reason": v} for d, f in manifest["failures"].items() for k, v in f.items()],
+        columns=["dataset", "calculation", "reason"],
+    )
 
 
 def settings_table(manifest: Mapping) -> pd.DataFrame:
-    return pd.DataFrame({"dataset 1 (pairs)": {k: str(v) for k, v in manifest["settings"].items()},
-                         "dataset 2 (surfaces, E-V)": {k: str(v) for k, v in manifest["surface_settings"].items()}})
+    return pd.DataFrame(
+        {
+            "dataset 1 (pairs)": {k: str(v) for k, v in manifest["settings"].items()},
+            "dataset 2 (surfaces, E-V)": {k: str(v) for k, v in manifest["surface_settings"].items()},
+        }
+    )
 
 
 #: surface convergence differences shown in the chapter: name -> (variant, reference variant)
@@ -41,14 +46,18 @@ SURFACE_CONVERGENCE_CHECKS = {
     "k 4.5 -> 5.5 per Å⁻¹ (MV 0.2 eV)": ("MV 0.2 eV, k 5.5/Å⁻¹", "MV 0.2 eV, k 4.5/Å⁻¹"),
     "MV 0.1 -> 0.2 eV (at k 4.5)": ("MV 0.2 eV, k 4.5/Å⁻¹", "k 4.5/Å⁻¹"),
     "vacuum 12 -> 16 Å (at k 3.5)": ("vacuum 16 Å", "default"),
-    "+2 layers (at k 3.5)": ("+2 layers", "default")}
+    "+2 layers (at k 3.5)": ("+2 layers", "default"),
+}
 
 
 def surface_convergence_checks(conv: pd.DataFrame) -> dict:
     """Δγ (J/m²) per check of :data:`SURFACE_CONVERGENCE_CHECKS` and facet (Cu: variants at a fixed a0)."""
     piv = conv.pivot_table(index="variant", columns="miller", values="gamma_j_per_m2")
-    return {name: (piv.loc[a] - piv.loc[b]).dropna().round(4).to_dict()
-            for name, (a, b) in SURFACE_CONVERGENCE_CHECKS.items() if a in piv.index and b in piv.index}
+    return {
+        name: (piv.loc[a] - piv.loc[b]).dropna().round(4).to_dict()
+        for name, (a, b) in SURFACE_CONVERGENCE_CHECKS.items()
+        if a in piv.index and b in piv.index
+    }
 
 
 def other_element_convergence(paths_: Sequence) -> tuple[list[pd.DataFrame], dict]:
@@ -62,8 +71,20 @@ def other_element_convergence(paths_: Sequence) -> tuple[list[pd.DataFrame], dic
             continue
         prod = c[c["dataset2_settings"]].set_index("miller")["gamma_j_per_m2"]
         c["delta_vs_dataset2_j_per_m2"] = c["gamma_j_per_m2"] - c["miller"].map(prod)
-        tables.append(c[["element", "miller", "variant", "n_layers", "kpt_density_per_inv_a", "kpts_slab",
-                         "gamma_j_per_m2", "delta_vs_dataset2_j_per_m2"]].round(4))
+        tables.append(
+            c[
+                [
+                    "element",
+                    "miller",
+                    "variant",
+                    "n_layers",
+                    "kpt_density_per_inv_a",
+                    "kpts_slab",
+                    "gamma_j_per_m2",
+                    "delta_vs_dataset2_j_per_m2",
+                ]
+            ].round(4)
+        )
         out[el] = {f"{r.miller}|{r.variant}": r.gamma_j_per_m2 for r in c.itertuples()}
     return tables, out
 
@@ -71,19 +92,24 @@ def other_element_convergence(paths_: Sequence) -> tuple[list[pd.DataFrame], dic
 def pair_convergence_summary(pconv: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """(per structure table, per variant summary) of the legacy dataset-1 k-mesh check."""
     var = pconv[pconv["variant"] != "default"]
-    table = var.pivot_table(index="id", columns=["variant", "functional"],
-                            values=["d_energy_mev_per_atom", "d_force_max_ev_per_a", "d_stress_max_gpa"]).round(2)
+    table = var.pivot_table(
+        index="id",
+        columns=["variant", "functional"],
+        values=["d_energy_mev_per_atom", "d_force_max_ev_per_a", "d_stress_max_gpa"],
+    ).round(2)
     shift = var.drop_duplicates(["id", "variant"]).dropna(subset=["d_shift_mev_per_atom"])
     out = {}
     for v, g in shift.groupby("variant"):
         e = var[var["variant"] == v]
-        out[v] = {"n_structures": int(len(g)),
-                  "shift_abs_median_mev_per_atom": float(g["d_shift_mev_per_atom"].abs().median()),
-                  "shift_abs_max_mev_per_atom": float(g["d_shift_mev_per_atom"].abs().max()),
-                  "energy_abs_median_mev_per_atom": float(e["d_energy_mev_per_atom"].abs().median()),
-                  "energy_abs_max_mev_per_atom": float(e["d_energy_mev_per_atom"].abs().max()),
-                  "force_max_ev_per_a": float(e["d_force_max_ev_per_a"].max()),
-                  "stress_max_gpa": float(e["d_stress_max_gpa"].max())}
+        out[v] = {
+            "n_structures": int(len(g)),
+            "shift_abs_median_mev_per_atom": float(g["d_shift_mev_per_atom"].abs().median()),
+            "shift_abs_max_mev_per_atom": float(g["d_shift_mev_per_atom"].abs().max()),
+            "energy_abs_median_mev_per_atom": float(e["d_energy_mev_per_atom"].abs().median()),
+            "energy_abs_max_mev_per_atom": float(e["d_energy_mev_per_atom"].abs().max()),
+            "force_max_ev_per_a": float(e["d_force_max_ev_per_a"].max()),
+            "stress_max_gpa": float(e["d_stress_max_gpa"].max()),
+        }
     return table, out
 
 
@@ -100,8 +126,9 @@ def largest_forces(table: pd.DataFrame, frames: Sequence, n: int = 3) -> pd.Data
     from ase.neighborlist import neighbor_list
 
     d_min = {at.info["id"]: float(np.min(neighbor_list("d", at, 4.0), initial=np.inf)) for at in frames}
-    top = table.nlargest(n, "fmax_pbe_ev_per_a")[["id", "fmax_pbe_ev_per_a", "fmax_r2scan_ev_per_a",
-                                                 "pressure_pbe_gpa"]]
+    top = table.nlargest(n, "fmax_pbe_ev_per_a")[
+        ["id", "fmax_pbe_ev_per_a", "fmax_r2scan_ev_per_a", "pressure_pbe_gpa"]
+    ]
     return top.assign(shortest_distance_a=top["id"].map(d_min)).round(3)
 
 
@@ -110,26 +137,35 @@ def relaxed_vs_static(relaxed: pd.DataFrame, gam: pd.DataFrame) -> tuple[pd.Data
     for state in ("static", "relaxed"):
         ratio = relaxed[f"gamma_{state}_j_per_m2"] / relaxed["gamma_mp_j_per_m2"]
         relaxed[f"vs_mp_{state}_percent"] = 100 * (ratio - 1)
-    metrics = {f"{r.element}({r.miller})": {"gamma_change_percent": round(r.gamma_change_percent, 3),
-                                            "d12_change_percent": round(r.d12_change_percent, 3),
-                                            "vs_mp_relaxed_percent": round(r.vs_mp_relaxed_percent, 3)}
-               for r in relaxed.itertuples() if not r.error}
+    metrics = {
+        f"{r.element}({r.miller})": {
+            "gamma_change_percent": round(r.gamma_change_percent, 3),
+            "d12_change_percent": round(r.d12_change_percent, 3),
+            "vs_mp_relaxed_percent": round(r.vs_mp_relaxed_percent, 3),
+        }
+        for r in relaxed.itertuples()
+        if not r.error
+    }
     return relaxed, metrics
 
 
 def gamma_metrics(ok: pd.DataFrame) -> dict:
     if not len(ok):
         return {}
-    return {"n_facets": int(len(ok)),
-            "mae_j_per_m2": float((ok["gamma_gpaw_j_per_m2"] - ok["gamma_mp_j_per_m2"]).abs().mean()),
-            "mean_rel_diff_percent": float(ok["rel_diff_percent"].mean())}
+    return {
+        "n_facets": int(len(ok)),
+        "mae_j_per_m2": float((ok["gamma_gpaw_j_per_m2"] - ok["gamma_mp_j_per_m2"]).abs().mean()),
+        "mean_rel_diff_percent": float(ok["rel_diff_percent"].mean()),
+    }
 
 
 def shift_metrics(both: pd.DataFrame) -> dict:
     x, y = both["chgnet_atomref_shift_ev_per_atom"], both["shift_fit_ev_per_atom"]
-    return {"n_elements_compared": int(len(both)),
-            "pearson_r": float(np.corrcoef(x, y)[0, 1]) if len(both) > 2 else float("nan"),
-            "sign_agreement": float(np.mean(np.sign(x) == np.sign(y))) if len(both) else float("nan")}
+    return {
+        "n_elements_compared": int(len(both)),
+        "pearson_r": float(np.corrcoef(x, y)[0, 1]) if len(both) > 2 else float("nan"),
+        "sign_agreement": float(np.mean(np.sign(x) == np.sign(y))) if len(both) else float("nan"),
+    }
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -158,14 +194,25 @@ def legacy_group_residuals(frames: Sequence) -> pd.DataFrame:
                 if len(a) != len(b):
                     continue
                 fa, fb = (_info_frame(x, f) for x in (a, b))
-                rows.append({"group": gid, "functional": f, "class": cls,
-                             "residual_mev_per_atom": 1e3 * work_residual_ev_per_atom(fa, fb)})
+                rows.append(
+                    {
+                        "group": gid,
+                        "functional": f,
+                        "class": cls,
+                        "residual_mev_per_atom": 1e3 * work_residual_ev_per_atom(fa, fb),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
 def _info_frame(at, f: str) -> dict:
-    return {"cell": at.cell[:], "positions": at.positions, "energy": float(at.info[f"energy_{f}_ev"]),
-            "forces": at.arrays[f"forces_{f}_ev_per_a"], "stress": np.asarray(at.info[f"stress_{f}_ev_per_a3"])}
+    return {
+        "cell": at.cell[:],
+        "positions": at.positions,
+        "energy": float(at.info[f"energy_{f}_ev"]),
+        "forces": at.arrays[f"forces_{f}_ev_per_a"],
+        "stress": np.asarray(at.info[f"stress_{f}_ev_per_a3"]),
+    }
 
 
 def residual_summary(legacy: pd.DataFrame, checks: pd.DataFrame) -> pd.DataFrame:
@@ -173,12 +220,18 @@ def residual_summary(legacy: pd.DataFrame, checks: pd.DataFrame) -> pd.DataFrame
     parts = []
     if not legacy.empty:
         g = legacy.assign(a=legacy["residual_mev_per_atom"].abs()).groupby("class")["a"]
-        parts.append(pd.DataFrame({"dataset": "legacy (400 eV, k per frame)", "median": g.median(), "max": g.max(),
-                                   "n": g.size()}))
+        parts.append(
+            pd.DataFrame(
+                {"dataset": "legacy (400 eV, k per frame)", "median": g.median(), "max": g.max(), "n": g.size()}
+            )
+        )
     if not checks.empty:
         g = checks.assign(a=checks["residual_mev_per_atom"].abs()).groupby("role")["a"]
-        parts.append(pd.DataFrame({"dataset": "training grade, check neighbours", "median": g.median(),
-                                   "max": g.max(), "n": g.size()}))
+        parts.append(
+            pd.DataFrame(
+                {"dataset": "training grade, check neighbours", "median": g.median(), "max": g.max(), "n": g.size()}
+            )
+        )
     if not parts:
         return pd.DataFrame()
     return pd.concat(parts).rename_axis("class / check").reset_index().round(3)
@@ -257,10 +310,12 @@ def label_convergence_figure(conv: pd.DataFrame, study: str, tolerances: Mapping
     import matplotlib.pyplot as plt
 
     t = conv[conv["study"] == study]
-    panels = (("err_energy_mev_per_atom", "|ΔE| vs reference (meV/atom)", tolerances["energy_mev_per_atom"]),
-              ("err_d_energy_mev_per_atom", "|Δ(E_step − E_0)| (meV/atom)", tolerances["d_energy_mev_per_atom"]),
-              ("err_stress_gpa", "max |Δσ| (GPa)", tolerances["stress_gpa"]),
-              ("residual_mev_per_atom", "|check residual| (meV/atom)", 1.0))
+    panels = (
+        ("err_energy_mev_per_atom", "|ΔE| vs reference (meV/atom)", tolerances["energy_mev_per_atom"]),
+        ("err_d_energy_mev_per_atom", "|Δ(E_step − E_0)| (meV/atom)", tolerances["d_energy_mev_per_atom"]),
+        ("err_stress_gpa", "max |Δσ| (GPa)", tolerances["stress_gpa"]),
+        ("residual_mev_per_atom", "|check residual| (meV/atom)", 1.0),
+    )
     fig, axes = plt.subplots(1, 4, figsize=(15, 3.8))
     for (col, label, tol), ax in zip(panels, axes):
         for (cell, f), g in t.groupby(["cell", "functional"], sort=True):
@@ -269,8 +324,14 @@ def label_convergence_figure(conv: pd.DataFrame, study: str, tolerances: Mapping
             y = g[col].abs()
             if col != "residual_mev_per_atom":  # the reference has zero error by definition: not drawn
                 g, y = g[~is_ref], y[~is_ref]
-            ax.plot(g["value"], np.maximum(y, 1e-3), marker="o", ms=3,
-                    ls="-" if f == "pbe" else "--", label=f"{cell} {'' if f == 'pbe' else 'r2SCAN'}")
+            ax.plot(
+                g["value"],
+                np.maximum(y, 1e-3),
+                marker="o",
+                ms=3,
+                ls="-" if f == "pbe" else "--",
+                label=f"{cell} {'' if f == 'pbe' else 'r2SCAN'}",
+            )
         ax.axhline(tol, color="k", lw=0.8, ls=":")
         ax.set_yscale("log")
         ax.set_xlabel("cutoff (eV)" if study == "cutoff" else "k-point density (per Å⁻¹)")
@@ -312,11 +373,13 @@ def chapter_metrics(**parts: Any) -> dict:
     table = parts.pop("table")
     surfaces = parts.pop("surfaces")
     eos = parts.pop("eos")
-    out = {"n_pairs": len(table),
-           "n_pair_elements": int(len({e for s in table.get("elements", []) for e in s.split()})),
-           "n_slabs": int(sum(a.info["kind"] == "slab" for a in surfaces)),
-           "calc_hours_total": manifest["calc_hours_total"],
-           "eos_a0_a": {r.element: r.a0_a for r in eos.itertuples()},
-           "eos_rel_dev_percent": {r.element: r.rel_dev_percent for r in eos.itertuples()}}
+    out = {
+        "n_pairs": len(table),
+        "n_pair_elements": int(len({e for s in table.get("elements", []) for e in s.split()})),
+        "n_slabs": int(sum(a.info["kind"] == "slab" for a in surfaces)),
+        "calc_hours_total": manifest["calc_hours_total"],
+        "eos_a0_a": {r.element: r.a0_a for r in eos.itertuples()},
+        "eos_rel_dev_percent": {r.element: r.rel_dev_percent for r in eos.itertuples()},
+    }
     out.update({k: v for k, v in parts.items() if v is not None})
     return out

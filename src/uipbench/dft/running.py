@@ -54,22 +54,33 @@ def default_store() -> ResultStore:
 # building blocks (store first)
 
 
-def run_eos(store: ResultStore, elements: Iterable[str] = EOS_ELEMENTS, settings: DFTSettings = SURFACE_SETTINGS,
-            **kw) -> RunSummary:
+def run_eos(
+    store: ResultStore, elements: Iterable[str] = EOS_ELEMENTS, settings: DFTSettings = SURFACE_SETTINGS, **kw
+) -> RunSummary:
     return run_tasks(compute_task, eos_tasks(elements, settings), store, desc="GPAW E-V (PBE)", **kw)
 
 
-def run_slabs(store: ResultStore, eos: dict[str, dict], elements: Iterable[str] = SURFACE_ELEMENTS,
-              settings: DFTSettings = SURFACE_SETTINGS, facets: Iterable[Sequence[int]] = SURFACE_FACETS,
-              **kw) -> tuple[RunSummary, dict[str, str]]:
+def run_slabs(
+    store: ResultStore,
+    eos: dict[str, dict],
+    elements: Iterable[str] = SURFACE_ELEMENTS,
+    settings: DFTSettings = SURFACE_SETTINGS,
+    facets: Iterable[Sequence[int]] = SURFACE_FACETS,
+    **kw,
+) -> tuple[RunSummary, dict[str, str]]:
     """Slabs and oriented bulks at the lattice constants of the E-V fits ``eos`` (elements without one skipped)."""
     tasks, skipped = surface_tasks(eos, elements, facets, settings)
     tasks = resolve_tasks(store, tasks)
     return run_tasks(compute_task, tasks, store, desc="GPAW slabs (PBE)", **kw), skipped
 
 
-def run_surfaces(store: ResultStore, elements: Iterable[str] = SURFACE_ELEMENTS,
-                 settings: DFTSettings = SURFACE_SETTINGS, facets: Iterable[Sequence[int]] = SURFACE_FACETS, **kw):
+def run_surfaces(
+    store: ResultStore,
+    elements: Iterable[str] = SURFACE_ELEMENTS,
+    settings: DFTSettings = SURFACE_SETTINGS,
+    facets: Iterable[Sequence[int]] = SURFACE_FACETS,
+    **kw,
+):
     """E-V fits, then slabs and oriented bulks (two resumable stages): (E-V summary, slab summary, skipped)."""
     elements = list(elements)
     s1 = run_eos(store, elements, settings, **kw)
@@ -77,12 +88,21 @@ def run_surfaces(store: ResultStore, elements: Iterable[str] = SURFACE_ELEMENTS,
     return s1, s2, skipped
 
 
-def run_pairs(store: ResultStore, elements=DEFAULT_ELEMENTS, prototypes=DEFAULT_PAIR_PROTOTYPES,
-              n_per_prototype: int = 3, functionals=("pbe", "r2scan"), seed: int = 0, max_atoms: int = 8,
-              settings: DFTSettings = PAIR_SETTINGS, **kw):
+def run_pairs(
+    store: ResultStore,
+    elements=DEFAULT_ELEMENTS,
+    prototypes=DEFAULT_PAIR_PROTOTYPES,
+    n_per_prototype: int = 3,
+    functionals=("pbe", "r2scan"),
+    seed: int = 0,
+    max_atoms: int = 8,
+    settings: DFTSettings = PAIR_SETTINGS,
+    **kw,
+):
     structs, skipped = pair_structures(elements, prototypes, n_per_prototype, seed, max_atoms)
-    summary = run_tasks(compute_task, pair_tasks(structs, functionals, settings), store,
-                        desc="GPAW pairs (PBE, r2SCAN)", **kw)
+    summary = run_tasks(
+        compute_task, pair_tasks(structs, functionals, settings), store, desc="GPAW pairs (PBE, r2SCAN)", **kw
+    )
     return summary, skipped
 
 
@@ -131,8 +151,17 @@ class RunResult:
 
 
 def _pairs(store: ResultStore, o: RunOptions, kw: dict) -> RunResult:
-    summary, skipped = run_pairs(store, o.elements or DEFAULT_ELEMENTS, o.prototypes, o.n_per_prototype,
-                                 o.functionals, o.seed, o.max_atoms, o.settings, **kw)
+    summary, skipped = run_pairs(
+        store,
+        o.elements or DEFAULT_ELEMENTS,
+        o.prototypes,
+        o.n_per_prototype,
+        o.functionals,
+        o.seed,
+        o.max_atoms,
+        o.settings,
+        **kw,
+    )
     return RunResult([("", summary)], skipped)
 
 
@@ -144,9 +173,18 @@ def _pairs_convergence(store: ResultStore, o: RunOptions, kw: dict) -> RunResult
 def _training(store: ResultStore, o: RunOptions, kw: dict) -> RunResult:
     from .training import CHEAP_TRAINING_KW, run_training_pairs
 
-    out = run_training_pairs(store, o.elements or DEFAULT_ELEMENTS, o.prototypes, o.n_per_prototype, o.n_check,
-                             o.seed, o.max_atoms, retry=True, settings_kw=CHEAP_TRAINING_KW if o.cheap else None,
-                             **kw)
+    out = run_training_pairs(
+        store,
+        o.elements or DEFAULT_ELEMENTS,
+        o.prototypes,
+        o.n_per_prototype,
+        o.n_check,
+        o.seed,
+        o.max_atoms,
+        retry=True,
+        settings_kw=CHEAP_TRAINING_KW if o.cheap else None,
+        **kw,
+    )
     return RunResult(list(out["summaries"].items()), out["skipped"])
 
 
@@ -162,8 +200,9 @@ def _convergence(store: ResultStore, o: RunOptions, kw: dict) -> RunResult:
     a0 = convergence_a0(store, el)
     tasks = resolve_tasks(store, convergence_tasks(el, a0, o.hkl(), o.variants, base=o.settings))
     summary = run_tasks(compute_task, tasks, store, desc="GPAW convergence", **kw)
-    return RunResult([("", summary)],
-                     table=convergence_table(store, el, a0, o.hkl(), o.variants, base=o.settings).to_string())
+    return RunResult(
+        [("", summary)], table=convergence_table(store, el, a0, o.hkl(), o.variants, base=o.settings).to_string()
+    )
 
 
 def _relax(store: ResultStore, o: RunOptions, kw: dict) -> RunResult:
@@ -190,8 +229,13 @@ def _surfaces(store: ResultStore, o: RunOptions, kw: dict) -> RunResult:
 
 #: dataset name of ``python -m uipbench.dft run`` -> runner(store, options, engine keywords) -> RunResult
 DATASETS: dict[str, Callable[[ResultStore, RunOptions, dict], RunResult]] = {
-    "pairs": _pairs, "surfaces": _surfaces, "eos": _eos, "convergence": _convergence,
-    "pairs-convergence": _pairs_convergence, "relax": _relax, "label-convergence": _label_convergence,
+    "pairs": _pairs,
+    "surfaces": _surfaces,
+    "eos": _eos,
+    "convergence": _convergence,
+    "pairs-convergence": _pairs_convergence,
+    "relax": _relax,
+    "label-convergence": _label_convergence,
     "training": _training,
 }
 

@@ -102,15 +102,15 @@ SURFACE_SETTINGS = DEFAULT_SETTINGS.replace(kpt_density_per_inv_a=4.5)
 #: :data:`PAIR_CONVERGENCE_VARIANTS` compares it with the first 14 cells, computed at 3.5 Å.
 PAIR_SETTINGS = DEFAULT_SETTINGS.replace(kpt_density_per_inv_a=2.0)
 #: settings for tests and CI smoke runs (seconds per calculation; not converged)
-CHEAP_SETTINGS = DFTSettings(ecut_ev=250.0, kpt_density_per_inv_a=1.5, conv_energy_ev_per_electron=1e-6,
-                             conv_density=1e-6, smearing_width_ev=0.2)
+CHEAP_SETTINGS = DFTSettings(
+    ecut_ev=250.0, kpt_density_per_inv_a=1.5, conv_energy_ev_per_electron=1e-6, conv_density=1e-6, smearing_width_ev=0.2
+)
 
 
 def kpt_mesh(atoms, density: float) -> list[int]:
     """Γ-centred Monkhorst-Pack sizes: ceil(2π |b_i| ρ) along periodic directions, 1 along the others."""
     recip = np.linalg.norm(atoms.cell.reciprocal(), axis=1)  # without the 2π
-    return [max(1, int(math.ceil(2 * math.pi * r * density - 1e-6))) if p else 1
-            for r, p in zip(recip, atoms.pbc)]
+    return [max(1, int(math.ceil(2 * math.pi * r * density - 1e-6))) if p else 1 for r, p in zip(recip, atoms.pbc)]
 
 
 def initial_magmoms(atoms, settings: DFTSettings) -> list[float]:

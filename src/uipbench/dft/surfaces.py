@@ -43,8 +43,9 @@ def eos_structures(element: str, scales: Sequence[float] = EOS_SCALES) -> list[t
     return [(float(s), bulk(element, a=ref["a"] * s)) for s in scales]
 
 
-def eos_tasks(elements: Iterable[str], settings: DFTSettings = SURFACE_SETTINGS,
-              scales: Sequence[float] = EOS_SCALES) -> list[Task]:
+def eos_tasks(
+    elements: Iterable[str], settings: DFTSettings = SURFACE_SETTINGS, scales: Sequence[float] = EOS_SCALES
+) -> list[Task]:
     """PBE single points along the E-V curve; the k-mesh is fixed at the experimental volume for the whole curve
     (a mesh that changed with volume would put steps into E(V))."""
     tasks = []
@@ -72,8 +73,12 @@ def fit_eos(volumes_a3: Sequence[float], energies_ev: Sequence[float]) -> dict:
     return {"v0_a3": float(v0), "e0_ev": float(e0), "b_gpa": float(b / GPa)}
 
 
-def eos_results(store: ResultStore, settings: DFTSettings = SURFACE_SETTINGS,
-                elements: Iterable[str] | None = None, min_points: int = len(EOS_SCALES)) -> dict[str, dict]:
+def eos_results(
+    store: ResultStore,
+    settings: DFTSettings = SURFACE_SETTINGS,
+    elements: Iterable[str] | None = None,
+    min_points: int = len(EOS_SCALES),
+) -> dict[str, dict]:
     """element -> fit (a0_a, v0_a3_per_atom, e0_ev_per_atom, b_gpa, n_points) from stored E-V points of
     ``settings``; {'error': reason} for an element whose points are incomplete or whose fit failed.
 
@@ -82,8 +87,12 @@ def eos_results(store: ResultStore, settings: DFTSettings = SURFACE_SETTINGS,
     return eos_results_from_frame(store.frame(kind=KIND_EOS), settings, elements, min_points)
 
 
-def eos_results_from_frame(df, settings: DFTSettings = SURFACE_SETTINGS, elements: Iterable[str] | None = None,
-                           min_points: int = len(EOS_SCALES)) -> dict[str, dict]:
+def eos_results_from_frame(
+    df,
+    settings: DFTSettings = SURFACE_SETTINGS,
+    elements: Iterable[str] | None = None,
+    min_points: int = len(EOS_SCALES),
+) -> dict[str, dict]:
     """:func:`eos_results` from an already read ``store.frame(kind=KIND_EOS)`` (every record of the kind)."""
     out: dict[str, dict] = {}
     if df.empty:
@@ -110,8 +119,14 @@ def eos_results_from_frame(df, settings: DFTSettings = SURFACE_SETTINGS, element
         sym = reference_states[atomic_numbers[el]]["symmetry"]
         atoms_per_conv = {"fcc": 4, "bcc": 2, "diamond": 8, "sc": 1}[sym]
         a0 = (fit["v0_a3"] * atoms_per_conv) ** (1 / 3)
-        out[el] = {"a0_a": a0, "v0_a3_per_atom": fit["v0_a3"], "e0_ev_per_atom": fit["e0_ev"], "b_gpa": fit["b_gpa"],
-                   "n_points": len(g), "structure": sym}
+        out[el] = {
+            "a0_a": a0,
+            "v0_a3_per_atom": fit["v0_a3"],
+            "e0_ev_per_atom": fit["e0_ev"],
+            "b_gpa": fit["b_gpa"],
+            "n_points": len(g),
+            "structure": sym,
+        }
     return out
 
 
@@ -179,8 +194,9 @@ def _tie_break(t: np.ndarray, ab: np.ndarray, tie: str) -> np.ndarray:
     return t
 
 
-def build_slab(element: str, hkl: Sequence[int], a0: float, settings: DFTSettings = SURFACE_SETTINGS,
-               tie: str = "acute"):
+def build_slab(
+    element: str, hkl: Sequence[int], a0: float, settings: DFTSettings = SURFACE_SETTINGS, tie: str = "acute"
+):
     """Static symmetric 1x1 slab of fcc ``element`` (pymatgen SlabGenerator, bulk-terminated at lattice constant
     ``a0``) and its oriented bulk cell (same in-plane lattice, c ⟂ surface). Returns (slab, bulk, info) as ASE
     Atoms; the slab's c is perpendicular to the surface with ``settings.vacuum_a`` of vacuum.
@@ -193,12 +209,20 @@ def build_slab(element: str, hkl: Sequence[int], a0: float, settings: DFTSetting
     from pymatgen.core.surface import SlabGenerator
     from pymatgen.io.ase import AseAtomsAdaptor
 
-    conv = Structure(Lattice.cubic(a0), [element] * 4, [[0, 0, 0], [0, .5, .5], [.5, 0, .5], [.5, .5, 0]])
+    conv = Structure(Lattice.cubic(a0), [element] * 4, [[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
     n_layers = settings.layers_of(hkl)
     slab = None
     for n_planes in range(1, n_layers + 1):  # pymatgen counts d_hkl planes, which may hold several atomic layers
-        gen = SlabGenerator(conv, hkl, min_slab_size=n_planes, min_vacuum_size=2, in_unit_planes=True,
-                            center_slab=True, primitive=True, reorient_lattice=True)
+        gen = SlabGenerator(
+            conv,
+            hkl,
+            min_slab_size=n_planes,
+            min_vacuum_size=2,
+            in_unit_planes=True,
+            center_slab=True,
+            primitive=True,
+            reorient_lattice=True,
+        )
         slabs = [sl for sl in gen.get_slabs(symmetrize=False) if sl.is_symmetric()]
         if not slabs:
             raise ValueError(f"no symmetric bulk-terminated {element}({_miller_str(hkl)}) slab")
@@ -222,6 +246,7 @@ def build_slab(element: str, hkl: Sequence[int], a0: float, settings: DFTSetting
             if k not in ("numbers", "positions"):
                 del at.arrays[k]
         at.info = {}
+
     # rotate the bulk into the slab's frame (pymatgen re-orients the slab, not its oriented unit cell)
     def frame(cell):
         e1 = cell[0] / np.linalg.norm(cell[0])
@@ -236,14 +261,28 @@ def build_slab(element: str, hkl: Sequence[int], a0: float, settings: DFTSetting
     z = slab_atoms.positions[:, 2]
     n_found = len(np.unique(np.round(z, 3)))
     area = float(np.linalg.norm(np.cross(slab_atoms.cell[0], slab_atoms.cell[1])))
-    info = {"element": element, "miller": _miller_str(hkl), "n_layers": int(n_found), "area_a2": area,
-            "a0_a": float(a0), "slab_thickness_a": float(z.max() - z.min()), "bulk_c_orthogonal": bool(orthogonal),
-            "n_slab_atoms": len(slab_atoms), "n_bulk_atoms": len(bulk_atoms)}
+    info = {
+        "element": element,
+        "miller": _miller_str(hkl),
+        "n_layers": int(n_found),
+        "area_a2": area,
+        "a0_a": float(a0),
+        "slab_thickness_a": float(z.max() - z.min()),
+        "bulk_c_orthogonal": bool(orthogonal),
+        "n_slab_atoms": len(slab_atoms),
+        "n_bulk_atoms": len(bulk_atoms),
+    }
     return slab_atoms, bulk_atoms, info
 
 
-def surface_specs(element: str, hkl: Sequence[int], a0: float, settings: DFTSettings = SURFACE_SETTINGS,
-                  functional: str = "pbe", tie: str = "acute") -> tuple[CalcSpec, CalcSpec, dict]:
+def surface_specs(
+    element: str,
+    hkl: Sequence[int],
+    a0: float,
+    settings: DFTSettings = SURFACE_SETTINGS,
+    functional: str = "pbe",
+    tie: str = "acute",
+) -> tuple[CalcSpec, CalcSpec, dict]:
     """Slab and oriented-bulk single points sharing the in-plane k-mesh (the bulk adds its own mesh along c)."""
     slab, bulk, info = build_slab(element, hkl, a0, settings, tie)
     k_bulk = kpt_mesh(bulk, settings.kpt_density_per_inv_a)
@@ -251,8 +290,7 @@ def surface_specs(element: str, hkl: Sequence[int], a0: float, settings: DFTSett
     k_inplane = [max(a, b) for a, b in zip(k_bulk[:2], k_slab[:2])]
     label = f"{element}{info['miller']}"
     s_spec = make_spec(slab, functional, settings, kpts=[*k_inplane, 1], stress=False, label=f"slab-{label}")
-    b_spec = make_spec(bulk, functional, settings, kpts=[*k_inplane, k_bulk[2]], stress=True,
-                       label=f"bulk-{label}")
+    b_spec = make_spec(bulk, functional, settings, kpts=[*k_inplane, k_bulk[2]], stress=True, label=f"bulk-{label}")
     return s_spec, b_spec, info
 
 
@@ -260,9 +298,13 @@ def _invariants(cell, positions, numbers) -> tuple:
     """What two representations of one slab (or oriented bulk) cell share: volume, in-plane lengths and area,
     atom count and species, sorted heights along the (common) surface normal z."""
     cell = np.asarray(cell, float)
-    return (round(abs(float(np.linalg.det(cell))), 4), tuple(sorted(np.round(np.linalg.norm(cell[:2], axis=1), 5))),
-            round(float(np.linalg.norm(np.cross(cell[0], cell[1]))), 4), tuple(sorted(int(z) for z in numbers)),
-            tuple(np.round(np.sort(np.asarray(positions, float)[:, 2]), 3)))
+    return (
+        round(abs(float(np.linalg.det(cell))), 4),
+        tuple(sorted(np.round(np.linalg.norm(cell[:2], axis=1), 5))),
+        round(float(np.linalg.norm(np.cross(cell[0], cell[1]))), 4),
+        tuple(sorted(int(z) for z in numbers)),
+        tuple(np.round(np.sort(np.asarray(positions, float)[:, 2]), 3)),
+    )
 
 
 def resolve_spec(store: ResultStore, spec: CalcSpec, kind: str) -> CalcSpec:
@@ -308,9 +350,12 @@ def slab_a0(fit: dict) -> float:
     return round(float(fit["a0_a"]), 4)
 
 
-def surface_tasks(eos: dict[str, dict], elements: Iterable[str] = SURFACE_ELEMENTS,
-                  facets: Iterable[Sequence[int]] = SURFACE_FACETS,
-                  settings: DFTSettings = SURFACE_SETTINGS) -> tuple[list[Task], dict[str, str]]:
+def surface_tasks(
+    eos: dict[str, dict],
+    elements: Iterable[str] = SURFACE_ELEMENTS,
+    facets: Iterable[Sequence[int]] = SURFACE_FACETS,
+    settings: DFTSettings = SURFACE_SETTINGS,
+) -> tuple[list[Task], dict[str, str]]:
     """Slab + oriented-bulk tasks at each element's fitted PBE lattice constant (rounded to 1e-4 Å so keys are
     stable); elements without a successful E-V fit are returned as skipped with the reason."""
     tasks, skipped = [], {}
@@ -349,16 +394,19 @@ CONVERGENCE_VARIANTS: dict[str, dict] = {
 CONVERGENCE_A0 = {"Cu": 3.63}
 
 
-def convergence_a0(store: ResultStore, element: str, settings: DFTSettings = SURFACE_SETTINGS,
-                   eos: dict[str, dict] | None = None) -> float:
+def convergence_a0(
+    store: ResultStore, element: str, settings: DFTSettings = SURFACE_SETTINGS, eos: dict[str, dict] | None = None
+) -> float:
     """Lattice constant of ``element``'s surface convergence check (:data:`CONVERGENCE_A0`, else its E-V fit;
     ``eos``: the fits of :func:`eos_results` for ``settings`` when already computed)."""
     if element in CONVERGENCE_A0:
         return CONVERGENCE_A0[element]
     fit = (eos if eos is not None else eos_results(store, settings, [element])).get(element, {})
     if "a0_a" not in fit:
-        raise ValueError(f"no E-V fit of {element} in the store ({fit.get('error', 'no points')}): run "
-                         f"`python -m uipbench.dft run eos --elements {element}` first")
+        raise ValueError(
+            f"no E-V fit of {element} in the store ({fit.get('error', 'no points')}): run "
+            f"`python -m uipbench.dft run eos --elements {element}` first"
+        )
     return slab_a0(fit)  # as in surface_tasks, so the dataset-2 variant reuses its record
 
 
@@ -370,9 +418,13 @@ def convergence_elements(store: ResultStore) -> list[str]:
     return sorted({i.split("|")[0] for i in df["item"] if i.endswith("|conv")})
 
 
-def convergence_tasks(element: str = "Cu", a0: float = 3.63, facets: Iterable[Sequence[int]] = SURFACE_FACETS,
-                      variants: Iterable[str] = tuple(CONVERGENCE_VARIANTS),
-                      base: DFTSettings = DEFAULT_SETTINGS) -> list[Task]:
+def convergence_tasks(
+    element: str = "Cu",
+    a0: float = 3.63,
+    facets: Iterable[Sequence[int]] = SURFACE_FACETS,
+    variants: Iterable[str] = tuple(CONVERGENCE_VARIANTS),
+    base: DFTSettings = DEFAULT_SETTINGS,
+) -> list[Task]:
     """Slab + oriented-bulk tasks of ``element`` at a fixed lattice constant for each settings variant (so that
     only the numerical setting changes between rows of :func:`convergence_table`)."""
     tasks = []
@@ -385,9 +437,14 @@ def convergence_tasks(element: str = "Cu", a0: float = 3.63, facets: Iterable[Se
     return tasks
 
 
-def convergence_table(store: ResultStore, element: str = "Cu", a0: float = 3.63,
-                      facets: Iterable[Sequence[int]] = SURFACE_FACETS,
-                      variants: Iterable[str] = tuple(CONVERGENCE_VARIANTS), base: DFTSettings = DEFAULT_SETTINGS):
+def convergence_table(
+    store: ResultStore,
+    element: str = "Cu",
+    a0: float = 3.63,
+    facets: Iterable[Sequence[int]] = SURFACE_FACETS,
+    variants: Iterable[str] = tuple(CONVERGENCE_VARIANTS),
+    base: DFTSettings = DEFAULT_SETTINGS,
+):
     """γ (J/m²) per settings variant and facet from the store (missing calculations are absent rows), with the
     difference to the default settings and the summed wall time of slab + bulk."""
     import pandas as pd
@@ -404,12 +461,22 @@ def convergence_table(store: ResultStore, element: str = "Cu", a0: float = 3.63,
             if not (s and b and s.ok and b.ok):
                 continue
             sp, bp = s.payload, b.payload
-            rows.append({"variant": v, "element": element, "miller": info["miller"], "n_layers": info["n_layers"],
-                         "ecut_ev": st.ecut_ev, "kpt_density_per_inv_a": st.kpt_density_per_inv_a,
-                         "vacuum_a": st.vacuum_a, "kpts_slab": "x".join(map(str, sp["kpts"])),
-                         "gamma_j_per_m2": gamma_j_per_m2(sp["energy_ev"], sp["n_atoms"],
-                                                          bp["energy_ev"] / bp["n_atoms"], info["area_a2"]),
-                         "seconds": (s.seconds or 0) + (b.seconds or 0)})
+            rows.append(
+                {
+                    "variant": v,
+                    "element": element,
+                    "miller": info["miller"],
+                    "n_layers": info["n_layers"],
+                    "ecut_ev": st.ecut_ev,
+                    "kpt_density_per_inv_a": st.kpt_density_per_inv_a,
+                    "vacuum_a": st.vacuum_a,
+                    "kpts_slab": "x".join(map(str, sp["kpts"])),
+                    "gamma_j_per_m2": gamma_j_per_m2(
+                        sp["energy_ev"], sp["n_atoms"], bp["energy_ev"] / bp["n_atoms"], info["area_a2"]
+                    ),
+                    "seconds": (s.seconds or 0) + (b.seconds or 0),
+                }
+            )
     df = pd.DataFrame(rows)
     if not df.empty:
         prod = [v for v in CONVERGENCE_VARIANTS if base.replace(**CONVERGENCE_VARIANTS[v]) == SURFACE_SETTINGS]
@@ -423,8 +490,12 @@ def convergence_table(store: ResultStore, element: str = "Cu", a0: float = 3.63,
 # surface energies from the store
 
 
-def surface_records(store: ResultStore, settings: DFTSettings = SURFACE_SETTINGS,
-                    facets: Iterable[Sequence[int]] = SURFACE_FACETS, eos: dict[str, dict] | None = None) -> list[dict]:
+def surface_records(
+    store: ResultStore,
+    settings: DFTSettings = SURFACE_SETTINGS,
+    facets: Iterable[Sequence[int]] = SURFACE_FACETS,
+    eos: dict[str, dict] | None = None,
+) -> list[dict]:
     """The dataset-2 calculations the store holds for ``settings``: one dict per (fcc element with an E-V fit,
     facet) with its geometry ``info`` and the slab / bulk :class:`~uipbench.store.Record` (None when absent).
 
@@ -439,32 +510,67 @@ def surface_records(store: ResultStore, settings: DFTSettings = SURFACE_SETTINGS
         for hkl in facets:
             s_spec, b_spec, info = surface_specs(el, hkl, a0, settings)
             s_spec, b_spec = resolve_spec(store, s_spec, KIND_SLAB), resolve_spec(store, b_spec, KIND_BULK)
-            out.append({"info": info, "slab": store.get(s_spec.key(KIND_SLAB), with_array=False),
-                        "bulk": store.get(b_spec.key(KIND_BULK), with_array=False)})
+            out.append(
+                {
+                    "info": info,
+                    "slab": store.get(s_spec.key(KIND_SLAB), with_array=False),
+                    "bulk": store.get(b_spec.key(KIND_BULK), with_array=False),
+                }
+            )
     return out
 
 
-def surface_table(store: ResultStore, settings: DFTSettings = SURFACE_SETTINGS,
-                  records: list[dict] | None = None, eos: dict[str, dict] | None = None):
+def surface_table(
+    store: ResultStore,
+    settings: DFTSettings = SURFACE_SETTINGS,
+    records: list[dict] | None = None,
+    eos: dict[str, dict] | None = None,
+):
     """γ per (element, facet) from stored slab and oriented-bulk energies of ``settings`` (DataFrame; ``records``
     of :func:`surface_records`, else looked up with the E-V fits ``eos``, computed when not given)."""
     import pandas as pd
 
     rows = []
-    for r in (records if records is not None else surface_records(store, settings, eos=eos)):
+    for r in records if records is not None else surface_records(store, settings, eos=eos):
         s, b, info = r["slab"], r["bulk"], r["info"]
         if not (s and b and s.ok and b.ok):
             continue
         sp, bp = s.payload, b.payload
         eb = bp["energy_ev"] / bp["n_atoms"]
-        rows.append({"element": info["element"], "miller": info["miller"], "n_layers": info["n_layers"],
-                     "n_slab_atoms": int(sp["n_atoms"]), "n_bulk_atoms": int(bp["n_atoms"]), "a0_a": info["a0_a"],
-                     "area_a2": info["area_a2"], "e_slab_ev": sp["energy_ev"], "e_bulk_ev_per_atom": eb,
-                     "gamma_j_per_m2": gamma_j_per_m2(sp["energy_ev"], int(sp["n_atoms"]), eb, info["area_a2"]),
-                     "magmom_slab_bohr": sp["magmom_total_bohr"], "kpts_slab": "x".join(map(str, sp["kpts"])),
-                     "kpts_bulk": "x".join(map(str, bp["kpts"])), "slab_seconds": s.seconds,
-                     "bulk_seconds": b.seconds})
-    cols = ["element", "miller", "n_layers", "n_slab_atoms", "n_bulk_atoms", "a0_a", "area_a2", "e_slab_ev",
-            "e_bulk_ev_per_atom", "gamma_j_per_m2", "magmom_slab_bohr", "kpts_slab", "kpts_bulk", "slab_seconds",
-            "bulk_seconds"]
+        rows.append(
+            {
+                "element": info["element"],
+                "miller": info["miller"],
+                "n_layers": info["n_layers"],
+                "n_slab_atoms": int(sp["n_atoms"]),
+                "n_bulk_atoms": int(bp["n_atoms"]),
+                "a0_a": info["a0_a"],
+                "area_a2": info["area_a2"],
+                "e_slab_ev": sp["energy_ev"],
+                "e_bulk_ev_per_atom": eb,
+                "gamma_j_per_m2": gamma_j_per_m2(sp["energy_ev"], int(sp["n_atoms"]), eb, info["area_a2"]),
+                "magmom_slab_bohr": sp["magmom_total_bohr"],
+                "kpts_slab": "x".join(map(str, sp["kpts"])),
+                "kpts_bulk": "x".join(map(str, bp["kpts"])),
+                "slab_seconds": s.seconds,
+                "bulk_seconds": b.seconds,
+            }
+        )
+    cols = [
+        "element",
+        "miller",
+        "n_layers",
+        "n_slab_atoms",
+        "n_bulk_atoms",
+        "a0_a",
+        "area_a2",
+        "e_slab_ev",
+        "e_bulk_ev_per_atom",
+        "gamma_j_per_m2",
+        "magmom_slab_bohr",
+        "kpts_slab",
+        "kpts_bulk",
+        "slab_seconds",
+        "bulk_seconds",
+    ]
     return pd.DataFrame(rows, columns=cols).sort_values(["element", "miller"]).reset_index(drop=True)

@@ -48,13 +48,17 @@ TRAINING_ECUT_EV = {"hard": 800.0, "default": 800.0}
 TRAINING_KDENSITY = {"metal": 4.0, "insulator": 2.5}
 INSULATOR_GAP_EV = 0.3
 #: SCF / occupation variants tried in order for a group with a failed calculation
-RETRY_VARIANTS: dict[str, dict] = {"default": {}, "mixer": {"mixer": "robust"},
-                                   "fermi-dirac": {"mixer": "robust", "smearing": "fermi-dirac"}}
+RETRY_VARIANTS: dict[str, dict] = {
+    "default": {},
+    "mixer": {"mixer": "robust"},
+    "fermi-dirac": {"mixer": "robust", "smearing": "fermi-dirac"},
+}
 #: ``settings_kw`` of tests and smoke runs: CHEAP_SETTINGS with its own cutoff and k-density (seconds, not converged)
-CHEAP_TRAINING_KW = {"base": CHEAP_SETTINGS,
-                     "ecut": {"hard": CHEAP_SETTINGS.ecut_ev, "default": CHEAP_SETTINGS.ecut_ev},
-                     "kdensity": {"metal": CHEAP_SETTINGS.kpt_density_per_inv_a,
-                                  "insulator": CHEAP_SETTINGS.kpt_density_per_inv_a}}
+CHEAP_TRAINING_KW = {
+    "base": CHEAP_SETTINGS,
+    "ecut": {"hard": CHEAP_SETTINGS.ecut_ev, "default": CHEAP_SETTINGS.ecut_ev},
+    "kdensity": {"metal": CHEAP_SETTINGS.kpt_density_per_inv_a, "insulator": CHEAP_SETTINGS.kpt_density_per_inv_a},
+}
 EOS_SCALES = (0.94, 0.96, 0.98, 1.0, 1.02, 1.04, 1.06)  #: lattice-constant factors of the first scan
 EOS_MAX_POINTS = 13
 CHECK_STRAIN = 0.01
@@ -65,15 +69,25 @@ def element_set(species: Iterable[str]) -> str:
     return "hard" if set(species) & HARD_ELEMENTS else "default"
 
 
-def training_settings(species: Iterable[str], variant: str = "default", base: DFTSettings = PAIR_SETTINGS,
-                      ecut: dict[str, float] = TRAINING_ECUT_EV, kdensity: dict[str, float] = TRAINING_KDENSITY,
-                      character: str = "metal", basis: str = "constant") -> DFTSettings:
+def training_settings(
+    species: Iterable[str],
+    variant: str = "default",
+    base: DFTSettings = PAIR_SETTINGS,
+    ecut: dict[str, float] = TRAINING_ECUT_EV,
+    kdensity: dict[str, float] = TRAINING_KDENSITY,
+    character: str = "metal",
+    basis: str = "constant",
+) -> DFTSettings:
     """The declared settings of a group: the cutoff of its element set, the k-density of its electronic
     ``character`` ("metal" for the E-V scan itself, which is cheap and must not presume a gap), the retry variant,
     the plane-wave ``basis`` ("constant": GPAW's legacy PW code with its estimated Pulay stress, the one whose
     stress closes the check on a strain; see :class:`~uipbench.dft.settings.DFTSettings`)."""
-    return base.replace(ecut_ev=float(ecut[element_set(species)]), kpt_density_per_inv_a=float(kdensity[character]),
-                        basis=basis, **RETRY_VARIANTS[variant])
+    return base.replace(
+        ecut_ev=float(ecut[element_set(species)]),
+        kpt_density_per_inv_a=float(kdensity[character]),
+        basis=basis,
+        **RETRY_VARIANTS[variant],
+    )
 
 
 def electronic_character(eos_payload: dict) -> str:
@@ -89,8 +103,9 @@ class Group:
     ideal: Any  #: ase.Atoms before the E-V scan
 
 
-def groups(elements: Iterable[str] = DEFAULT_ELEMENTS, prototypes: Iterable[str] = DEFAULT_PAIR_PROTOTYPES,
-           max_atoms: int = 8) -> tuple[list[Group], dict[str, str]]:
+def groups(
+    elements: Iterable[str] = DEFAULT_ELEMENTS, prototypes: Iterable[str] = DEFAULT_PAIR_PROTOTYPES, max_atoms: int = 8
+) -> tuple[list[Group], dict[str, str]]:
     bases, skipped = prototype_bases(elements, prototypes, max_atoms)
     out = [Group(f"{b.get_chemical_formula(mode='metal', empirical=False)}-{p}", p, sp, b) for p, sp, b in bases]
     return sorted(out, key=lambda g: (len(g.ideal), g.id)), skipped
@@ -108,9 +123,16 @@ class EOSSpec:
     kpts: tuple[int, int, int]
 
     def key(self) -> str:
-        return make_key(kind=KIND_TG_EOS, code="gpaw", functional="pbe", settings=self.settings.as_dict(),
-                        kpts=list(self.kpts), scales=list(EOS_SCALES), max_points=EOS_MAX_POINTS,
-                        structure=structure_hash(self.ideal))
+        return make_key(
+            kind=KIND_TG_EOS,
+            code="gpaw",
+            functional="pbe",
+            settings=self.settings.as_dict(),
+            kpts=list(self.kpts),
+            scales=list(EOS_SCALES),
+            max_points=EOS_MAX_POINTS,
+            structure=structure_hash(self.ideal),
+        )
 
 
 def eos_task(group: Group, variant: str = "default", settings_kw: dict | None = None) -> Task:
@@ -129,6 +151,7 @@ def scan_eos(spec: EOSSpec, energy_and_stress=None) -> dict:
     from .surfaces import fit_eos
 
     if energy_and_stress is None:
+
         def energy_and_stress(at):
             r = compute(make_spec(at, "pbe", spec.settings, kpts=spec.kpts, label=f"tg-eos-{spec.group}"))
             return r["energy_ev"], r["stress_ev_per_a3"], r.get("band_gap_ev")
@@ -155,13 +178,12 @@ def scan_eos(spec: EOSSpec, energy_and_stress=None) -> dict:
         if 0 < i < len(sc) - 1:
             break
         if len(points) >= EOS_MAX_POINTS:
-            raise ValueError(f"E-V minimum not bracketed by scales {sc[0]:.3f}-{sc[-1]:.3f} "
-                             f"({len(points)} points)")
+            raise ValueError(f"E-V minimum not bracketed by scales {sc[0]:.3f}-{sc[-1]:.3f} ({len(points)} points)")
         point(sc[0] - step if i == 0 else sc[-1] + step)
     sc = sorted(points)
     # fit the 7 points around the minimum (BM over a symmetric window)
     i = int(np.argmin([points[s][1] for s in sc]))
-    window = sc[max(0, i - 3): i + 4]
+    window = sc[max(0, i - 3) : i + 4]
     vols = [points[s][0] for s in window]
     ens = [points[s][1] for s in window]
     fit = fit_eos(vols, ens)
@@ -171,15 +193,28 @@ def scan_eos(spec: EOSSpec, energy_and_stress=None) -> dict:
     checks = []
     for s in window:
         v, _, stress, _ = points[s]
-        checks.append({"scale": s, "v_a3_per_atom": v, "p_stress_gpa": pressure_gpa(stress),
-                       "p_fit_gpa": p_of_v(v)})
+        checks.append({"scale": s, "v_a3_per_atom": v, "p_stress_gpa": pressure_gpa(stress), "p_fit_gpa": p_of_v(v)})
     nearest = min(sc, key=lambda s: abs(s - (scale0 or 1.0)))
-    return {"group": spec.group, "points": [{"scale": s, "v_a3_per_atom": points[s][0],
-                                             "e_ev_per_atom": points[s][1], "stress_ev_per_a3": points[s][2],
-                                             "band_gap_ev": points[s][3]} for s in sc],
-            "band_gap_ev": points[nearest][3],
-            "fit": fit, "scale0": scale0, "pressure_checks": checks, "kpts": list(spec.kpts),
-            "settings": spec.settings.as_dict(), "n_atoms": n}
+    return {
+        "group": spec.group,
+        "points": [
+            {
+                "scale": s,
+                "v_a3_per_atom": points[s][0],
+                "e_ev_per_atom": points[s][1],
+                "stress_ev_per_a3": points[s][2],
+                "band_gap_ev": points[s][3],
+            }
+            for s in sc
+        ],
+        "band_gap_ev": points[nearest][3],
+        "fit": fit,
+        "scale0": scale0,
+        "pressure_checks": checks,
+        "kpts": list(spec.kpts),
+        "settings": spec.settings.as_dict(),
+        "n_atoms": n,
+    }
 
 
 def _bm_pressure(volumes, energies):
@@ -193,6 +228,7 @@ def _bm_pressure(volumes, energies):
     def p(v: float, h: float = 1e-4) -> float:
         de = birchmurnaghan(v + h, *params) - birchmurnaghan(v - h, *params)
         return float(-de / (2 * h) * EV_PER_A3_TO_GPA)
+
     return p
 
 
@@ -221,19 +257,32 @@ def group_frames(group: Group, eq_atoms, n_per_group: int = 5, n_check: int = 1,
         fr = perturb(eq_atoms, rng)
         out.append((sid, i, "frame", fr))
         if i < n_check:
-            out.append((f"{sid}~strain", i, "strain", step_frame(fr, seed=_stable_int(sid), strain=CHECK_STRAIN,
-                                                                rattle_a=0.0)))
+            out.append(
+                (f"{sid}~strain", i, "strain", step_frame(fr, seed=_stable_int(sid), strain=CHECK_STRAIN, rattle_a=0.0))
+            )
             if len(fr) > 1:
-                out.append((f"{sid}~rattle", i, "rattle", step_frame(fr, seed=_stable_int(sid), strain=0.0,
-                                                                    rattle_a=CHECK_RATTLE_A)))
+                out.append(
+                    (
+                        f"{sid}~rattle",
+                        i,
+                        "rattle",
+                        step_frame(fr, seed=_stable_int(sid), strain=0.0, rattle_a=CHECK_RATTLE_A),
+                    )
+                )
     return out
 
 
-def frame_tasks(group: Group, eos_payload: dict, variant: str = "default", n_per_group: int = 5, n_check: int = 1,
-                seed: int = 0, functionals: Sequence[str] = ("pbe", "r2scan"),
-                settings_kw: dict | None = None) -> list[Task]:
-    st = training_settings(group.species, variant, character=electronic_character(eos_payload),
-                           **(settings_kw or {}))
+def frame_tasks(
+    group: Group,
+    eos_payload: dict,
+    variant: str = "default",
+    n_per_group: int = 5,
+    n_check: int = 1,
+    seed: int = 0,
+    functionals: Sequence[str] = ("pbe", "r2scan"),
+    settings_kw: dict | None = None,
+) -> list[Task]:
+    st = training_settings(group.species, variant, character=electronic_character(eos_payload), **(settings_kw or {}))
     eq = equilibrium_cell(group, eos_payload)
     mesh = kpt_mesh(eq, st.kpt_density_per_inv_a)  # one mesh per group, from its unstrained equilibrium cell
     tasks = []
@@ -246,16 +295,27 @@ def frame_tasks(group: Group, eos_payload: dict, variant: str = "default", n_per
 
 def _breadth_first(tasks: list[Task]) -> list[Task]:
     """Sample 0 (with its checks) of every group before sample 1 of any; cheap groups first within a sample."""
+
     def order(t: Task):
         fid = t.item.split("|")[0]
         sample = int(fid.split("~")[0].rsplit("-", 1)[1])
         return (sample, len(t.args.atoms), fid, t.item)
+
     return sorted(tasks, key=order)
 
 
-def run_training_pairs(store: ResultStore, elements=DEFAULT_ELEMENTS, prototypes=DEFAULT_PAIR_PROTOTYPES,
-                       n_per_group: int = 5, n_check: int = 1, seed: int = 0, max_atoms: int = 8,
-                       retry: bool = True, settings_kw: dict | None = None, **kw) -> dict:
+def run_training_pairs(
+    store: ResultStore,
+    elements=DEFAULT_ELEMENTS,
+    prototypes=DEFAULT_PAIR_PROTOTYPES,
+    n_per_group: int = 5,
+    n_check: int = 1,
+    seed: int = 0,
+    max_atoms: int = 8,
+    retry: bool = True,
+    settings_kw: dict | None = None,
+    **kw,
+) -> dict:
     """E-V scans, then frames and checks breadth first, then whole-group retries with the next variant.
 
     ``settings_kw`` goes to :func:`training_settings` (tests pass a cheap ``base``); ``kw`` to ``run_tasks``."""
@@ -269,20 +329,23 @@ def run_training_pairs(store: ResultStore, elements=DEFAULT_ELEMENTS, prototypes
     variants = list(RETRY_VARIANTS)
     while active:
         ev = {gid: eos_task(by_id[gid], v, settings_kw) for gid, v in active.items()}
-        summaries[f"eos {sorted(set(active.values()))}"] = run_tasks(eos_group_task, ev.values(), store,
-                                                                      desc="GPAW group E-V (PBE)", **kw)
+        summaries[f"eos {sorted(set(active.values()))}"] = run_tasks(
+            eos_group_task, ev.values(), store, desc="GPAW group E-V (PBE)", **kw
+        )
         tasks, eos_failed = [], set()
         for gid, t in ev.items():
             rec = store.get(t.key, with_array=False)
             if rec is None or not rec.ok:
                 eos_failed.add(gid)
                 continue
-            tasks += frame_tasks(by_id[gid], rec.payload, active[gid], n_per_group, n_check, seed,
-                                 settings_kw=settings_kw)
+            tasks += frame_tasks(
+                by_id[gid], rec.payload, active[gid], n_per_group, n_check, seed, settings_kw=settings_kw
+            )
         s = run_tasks(compute_task, _breadth_first(tasks), store, desc="GPAW training pairs", **kw)
         summaries[f"frames {sorted(set(active.values()))}"] = s
-        failed_groups = eos_failed | {t.item.split("-tg-")[0] for t in tasks
-                                      if (r := store.get(t.key, with_array=False)) is not None and not r.ok}
+        failed_groups = eos_failed | {
+            t.item.split("-tg-")[0] for t in tasks if (r := store.get(t.key, with_array=False)) is not None and not r.ok
+        }
         nxt = {}
         for gid in sorted(failed_groups):
             i = variants.index(active[gid])

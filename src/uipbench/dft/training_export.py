@@ -39,23 +39,27 @@ if TYPE_CHECKING:
 
 
 def _frame_of(rec: dict) -> dict:
-    return {"cell": np.asarray(rec["cell_a"]), "positions": np.asarray(rec["positions_a"]),
-            "energy": float(rec["energy_ev"]), "forces": np.asarray(rec["forces_ev_per_a"]),
-            "stress": np.asarray(rec["stress_ev_per_a3"])}
+    return {
+        "cell": np.asarray(rec["cell_a"]),
+        "positions": np.asarray(rec["positions_a"]),
+        "energy": float(rec["energy_ev"]),
+        "forces": np.asarray(rec["forces_ev_per_a"]),
+        "stress": np.asarray(rec["stress_ev_per_a3"]),
+    }
 
 
 def collect(store: ResultStore) -> dict[tuple[str, str], dict]:
     """(group, variant) -> {"eos": payload | error, "records": {(frame id, functional): row}, "failed": {...}}."""
     out: dict[tuple[str, str], dict] = {}
     eos = store.frame(kind=KIND_TG_EOS)
-    for _, r in (eos.iterrows() if not eos.empty else []):
+    for _, r in eos.iterrows() if not eos.empty else []:
         gid, variant = r["item"].split("|")
         g = out.setdefault((gid, variant), {"records": {}, "failed": {}})
         g["eos"] = r if r["status"] == "ok" else None
         if r["status"] != "ok":
             g["failed"]["E-V scan|pbe"] = r["error"]
     df = store.frame(kind=KIND_TG_PAIRS)
-    for _, r in (df.iterrows() if not df.empty else []):
+    for _, r in df.iterrows() if not df.empty else []:
         fid, f, variant = r["item"].split("|")
         g = out.setdefault((fid.split("-tg-")[0], variant), {"records": {}, "failed": {}})
         if r["status"] == "ok":
@@ -76,20 +80,32 @@ def group_checks(entry: dict) -> tuple[list[dict], dict]:
         if base is None:
             continue
         n = base["n_atoms"]
-        rows.append({"frame": fid.split("~")[0], "role": fid.split("~")[1], "functional": f,
-                     "d_energy_mev_per_atom": 1e3 * (r["energy_ev"] - base["energy_ev"]) / n,
-                     "residual_mev_per_atom": 1e3 * work_residual_ev_per_atom(_frame_of(base), _frame_of(r))})
-    summary: dict[str, Any] = {"max_abs_residual_mev_per_atom": max((abs(x["residual_mev_per_atom"]) for x in rows),
-                                                                    default=float("nan"))}
+        rows.append(
+            {
+                "frame": fid.split("~")[0],
+                "role": fid.split("~")[1],
+                "functional": f,
+                "d_energy_mev_per_atom": 1e3 * (r["energy_ev"] - base["energy_ev"]) / n,
+                "residual_mev_per_atom": 1e3 * work_residual_ev_per_atom(_frame_of(base), _frame_of(r)),
+            }
+        )
+    summary: dict[str, Any] = {
+        "max_abs_residual_mev_per_atom": max((abs(x["residual_mev_per_atom"]) for x in rows), default=float("nan"))
+    }
     eos = entry.get("eos")
     if eos is not None:
         p = eos.get("payload", eos)
         checks = p["pressure_checks"]
         i0 = int(np.argmin([abs(c["scale"] - p["scale0"]) for c in checks])) if p.get("scale0") else len(checks) // 2
-        central = checks[max(0, i0 - 1): i0 + 2]
-        summary.update({"eos_scale0": p["scale0"], "eos_b_gpa": p["fit"]["b_gpa"],
-                        "eos_pressure_offset_gpa": max(abs(c["p_stress_gpa"] - c["p_fit_gpa"]) for c in central),
-                        "kpts": "x".join(str(k) for k in p["kpts"])})
+        central = checks[max(0, i0 - 1) : i0 + 2]
+        summary.update(
+            {
+                "eos_scale0": p["scale0"],
+                "eos_b_gpa": p["fit"]["b_gpa"],
+                "eos_pressure_offset_gpa": max(abs(c["p_stress_gpa"] - c["p_fit_gpa"]) for c in central),
+                "kpts": "x".join(str(k) for k in p["kpts"]),
+            }
+        )
     return rows, summary
 
 
@@ -134,8 +150,9 @@ def training_frames(store: ResultStore) -> tuple[list, pd.DataFrame, pd.DataFram
                 check_rows.append({"group": gid, "variant": v, **x})
             reason = gate(entries[(gid, v)], rows, summary)
             reason_by_variant[v] = reason
-            group_rows.append({"group": gid, "variant": v, "element_set": None, "status": reason or "exported",
-                               **summary})
+            group_rows.append(
+                {"group": gid, "variant": v, "element_set": None, "status": reason or "exported", **summary}
+            )
             if not reason and chosen is None:
                 chosen = v
         if chosen is None:
@@ -150,12 +167,22 @@ def training_frames(store: ResultStore) -> tuple[list, pd.DataFrame, pd.DataFram
                 refused_frames[fid] = f"|P| = {p_max:.1f} GPa > {MAX_ABS_PRESSURE_GPA}"
                 continue
             r0 = pair["pbe"]
-            st = DFTSettings(**{k: tuple(tuple(x) for x in v) if isinstance(v, list) else v
-                                for k, v in r0["settings"].items()})
+            st = DFTSettings(
+                **{k: tuple(tuple(x) for x in v) if isinstance(v, list) else v for k, v in r0["settings"].items()}
+            )
             atoms = Atoms(numbers=r0["numbers"], positions=r0["positions_a"], cell=r0["cell_a"], pbc=r0["pbc"])
-            atoms.info.update({"id": fid, "group": gid, "prototype": gid.split("-", 1)[1], "formula": r0["formula"],
-                               "variant": chosen, "element_set": element_set(atoms.get_chemical_symbols()),
-                               **_settings_info(st), **_provenance_info(r0)})
+            atoms.info.update(
+                {
+                    "id": fid,
+                    "group": gid,
+                    "prototype": gid.split("-", 1)[1],
+                    "formula": r0["formula"],
+                    "variant": chosen,
+                    "element_set": element_set(atoms.get_chemical_symbols()),
+                    **_settings_info(st),
+                    **_provenance_info(r0),
+                }
+            )
             for f in FUNCTIONALS:
                 r = pair[f]
                 atoms.info[f"energy_{f}_ev"] = r["energy_ev"]
@@ -186,18 +213,30 @@ def export_training(store: ResultStore, out_dir: Path) -> dict:
         checks.round(6).to_csv(out_dir / TRAINING_CHECKS_FILE, index=False)
     if not groups.empty:
         groups.round(6).to_csv(out_dir / TRAINING_GROUPS_FILE, index=False)
-    refused = {f"{r.group}|{r.variant}": r.status for r in groups.itertuples() if r.status != "exported"} \
-        if not groups.empty else {}
+    refused = (
+        {f"{r.group}|{r.variant}": r.status for r in groups.itertuples() if r.status != "exported"}
+        if not groups.empty
+        else {}
+    )
     seconds = 0.0
     for kind in (KIND_TG_EOS, KIND_TG_PAIRS):
         df = store.frame(kind=kind)
         seconds += float(df["seconds"].sum()) if not df.empty else 0.0
     n_exported = int((groups["status"] == "exported").sum()) if len(groups) else 0
-    return {"cost_projection": cost_projection(store), "pairs": len(frames), "groups_exported": n_exported,
-            "groups_refused": refused, "frames_refused": refused_frames, "calc_seconds": seconds,
-            "gates": {"max_residual_mev_per_atom": MAX_RESIDUAL_MEV_PER_ATOM,
-                      "max_stress_offset_gpa": MAX_STRESS_OFFSET_GPA, "max_abs_pressure_gpa": MAX_ABS_PRESSURE_GPA},
-            "settings_json": json.dumps({k: v for k, v in _declared().items()}, sort_keys=True)}
+    return {
+        "cost_projection": cost_projection(store),
+        "pairs": len(frames),
+        "groups_exported": n_exported,
+        "groups_refused": refused,
+        "frames_refused": refused_frames,
+        "calc_seconds": seconds,
+        "gates": {
+            "max_residual_mev_per_atom": MAX_RESIDUAL_MEV_PER_ATOM,
+            "max_stress_offset_gpa": MAX_STRESS_OFFSET_GPA,
+            "max_abs_pressure_gpa": MAX_ABS_PRESSURE_GPA,
+        },
+        "settings_json": json.dumps({k: v for k, v in _declared().items()}, sort_keys=True),
+    }
 
 
 def cost_projection(store: ResultStore, n_per_group: int = 5, n_check: int = 1) -> dict:
@@ -211,8 +250,10 @@ def cost_projection(store: ResultStore, n_per_group: int = 5, n_check: int = 1) 
     ok = df[df["status"] == "ok"] if not df.empty else df
     if ok.empty:
         return {}
-    ok = ok.assign(fn=[i.split("|")[1] for i in ok["item"]],
-                   eset=[element_set(_species_of(i.split("-tg-")[0])) for i in ok["item"]])
+    ok = ok.assign(
+        fn=[i.split("|")[1] for i in ok["item"]],
+        eset=[element_set(_species_of(i.split("-tg-")[0])) for i in ok["item"]],
+    )
     med = ok.groupby(["eset", "n_atoms", "fn"])["seconds"].median()
     per_atom = (ok["seconds"] / ok["n_atoms"]).groupby([ok["eset"], ok["fn"]]).median()
     done = set(ok["item"].str.rsplit("|", n=1).str[0])
@@ -220,8 +261,9 @@ def cost_projection(store: ResultStore, n_per_group: int = 5, n_check: int = 1) 
     for g in groups()[0]:
         es, n = element_set(g.species), len(g.ideal)
         fids = [f"{g.id}-tg-s0-{i:03d}" for i in range(n_per_group)]
-        fids += [f"{g.id}-tg-s0-{i:03d}~{r}" for i in range(n_check) for r in ("strain", "rattle")
-                 if r == "strain" or n > 1]
+        fids += [
+            f"{g.id}-tg-s0-{i:03d}~{r}" for i in range(n_check) for r in ("strain", "rattle") if r == "strain" or n > 1
+        ]
         for fid in fids:
             for fn in FUNCTIONALS:
                 if f"{fid}|{fn}" in done:
@@ -231,12 +273,19 @@ def cost_projection(store: ResultStore, n_per_group: int = 5, n_check: int = 1) 
                     remaining_s += float(med[(es, n, fn)])
                 elif (es, fn) in per_atom.index:
                     remaining_s += float(per_atom[(es, fn)]) * n
-    return {"median_seconds": {f"{e}|{n} atoms|{f}": round(float(v), 1) for (e, n, f), v in med.items()},
-            "remaining_single_points": remaining_n, "remaining_hours": round(remaining_s / 3600, 2)}
+    return {
+        "median_seconds": {f"{e}|{n} atoms|{f}": round(float(v), 1) for (e, n, f), v in med.items()},
+        "remaining_single_points": remaining_n,
+        "remaining_hours": round(remaining_s / 3600, 2),
+    }
 
 
 def _declared() -> dict:
     from .training import HARD_ELEMENTS, TRAINING_ECUT_EV, TRAINING_KDENSITY
 
-    return {"ecut_ev_by_element_set": TRAINING_ECUT_EV, "hard_elements": sorted(HARD_ELEMENTS),
-            "kpt_density_per_inv_a_per_group": TRAINING_KDENSITY, "retry_variants": RETRY_VARIANTS}
+    return {
+        "ecut_ev_by_element_set": TRAINING_ECUT_EV,
+        "hard_elements": sorted(HARD_ELEMENTS),
+        "kpt_density_per_inv_a_per_group": TRAINING_KDENSITY,
+        "retry_variants": RETRY_VARIANTS,
+    }
