@@ -7,13 +7,9 @@
 #
 # One single-threaded GPAW process (the machine is shared); on a free multi-core machine set
 # DFT_ARGS="--backend process --workers N".
-set -u
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
-PY="${PYTHON:-$ROOT/.venv/bin/python}"
+# shellcheck source=scripts/dft_env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/dft_env.sh"
 ARGS="${DFT_ARGS:-}"
-N_PER_PROTOTYPE="${N_PER_PROTOTYPE:-5}"
 echo "dft production started $(date -u +%FT%TZ) pid $$"
 run() { echo "== $(date -u +%T) $*"; "$PY" -m uipbench.dft "$@"; echo "== $(date -u +%T) exit $?"; }
 run run surfaces --elements Cu Ag Au Pt Pd Ni Al Rh $ARGS  # dataset 2: E-V fits, then 24 slabs + oriented bulks

@@ -8,13 +8,9 @@
 # The run uses a copy of src/ frozen at its start (results/dft-src/): editing the package during a run of many
 # hours cannot change the code its later stages (new worker processes) import. On a free multi-core machine set
 # DFT_ARGS="--backend process --workers N"; the default is two single-threaded GPAW processes.
-set -u
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
-PY="${PYTHON:-$ROOT/.venv/bin/python}"
+# shellcheck source=scripts/dft_env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/dft_env.sh"
 ARGS="${DFT_ARGS:---backend process --workers 2}"
-N_PER_PROTOTYPE="${N_PER_PROTOTYPE:-5}"
 STORE="$ROOT/data/dft/store.sqlite"
 SNAP="$ROOT/results/dft-src-$$"  # one copy per run: two runs (say, the two stages) can share the store
 rm -rf "$SNAP" && mkdir -p "$SNAP/src" && cp -r "$ROOT/src/uipbench" "$SNAP/src/"

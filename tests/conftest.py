@@ -46,3 +46,23 @@ def quick_outputs():
         return QUICK_FIGURES
 
     return get
+
+
+@pytest.fixture
+def put_bm_eos():
+    """Write the E-V points of dataset 2's tasks for an exact Birch-Murnaghan curve (B' = 4) of fcc ``element``
+    into ``store``: put(store, settings, a0_a, b_gpa, e0_ev=0, element="Cu")."""
+    from ase.units import GPa
+
+    from uipbench.dft.surfaces import eos_tasks
+
+    def put(store, settings, a0_a: float, b_gpa: float, e0_ev: float = 0.0, element: str = "Cu"):
+        v0 = a0_a**3 / 4
+        for task in eos_tasks([element], settings):
+            at = task.args.atoms
+            eta = (v0 / at.get_volume()) ** (2 / 3)
+            e = e0_ev + 9 * v0 * b_gpa * GPa / 16 * ((eta - 1) ** 3 * 4 + (eta - 1) ** 2 * (6 - 4 * eta))
+            payload = {"energy_ev": e, "n_atoms": 1, "cell_a": at.cell[:].tolist(), "settings": settings.as_dict()}
+            store.put(task.key, kind=task.kind, model=task.model, item=task.item, payload=payload)
+
+    return put

@@ -31,7 +31,6 @@ from uipbench.dft.surfaces import (
     convergence_elements,
     convergence_tasks,
     eos_results,
-    eos_tasks,
     gamma_j_per_m2,
     surface_specs,
     surface_table,
@@ -276,27 +275,13 @@ def test_forces_equal_finite_differences(functional):
     assert abs(fd - f[i, c]) < 5e-3, (fd, f[i, c])
 
 
-def _cu_surface_store(tmp_path):
+def _cu_surface_store(tmp_path, put_bm_eos):
     """A store with the E-V points of a known Birch-Murnaghan curve of Cu and slab / bulk records of Cu(111),
     Cu(100) with a known γ, under the keys the generator uses: (store, E-V fit, γ)."""
-    from ase.units import GPa
-
     store = ResultStore(tmp_path / "dft.sqlite")
     s = dft.SURFACE_SETTINGS
     a0_true, b_true, eps = 3.60, 140.0, -3.5
-    v0 = a0_true**3 / 4
-    for task in eos_tasks(["Cu"], s):
-        at = task.args.atoms
-        v = at.get_volume()
-        eta = (v0 / v) ** (2 / 3)  # Birch-Murnaghan with B' = 4
-        e = eps + 9 * v0 * b_true * GPa / 16 * ((eta - 1) ** 3 * 4 + (eta - 1) ** 2 * (6 - 4 * eta))
-        store.put(
-            task.key,
-            kind=task.kind,
-            model=task.model,
-            item=task.item,
-            payload={"energy_ev": e, "n_atoms": 1, "cell_a": at.cell[:].tolist(), "settings": s.as_dict()},
-        )
+    put_bm_eos(store, s, a0_true, b_true, eps)
     fit = eos_results(store, s)["Cu"]
     assert abs(fit["a0_a"] - a0_true) < 1e-3 and abs(fit["b_gpa"] - b_true) / b_true < 0.01
     tasks, skipped = surface_tasks({"Cu": fit}, ["Cu"], [(1, 1, 1), (1, 0, 0)], s)
@@ -319,10 +304,10 @@ def _cu_surface_store(tmp_path):
     return store, fit, gamma_true
 
 
-def test_eos_fit_and_surface_table_from_store(tmp_path):
+def test_eos_fit_and_surface_table_from_store(tmp_path, put_bm_eos):
     """Store plumbing without GPAW: E-V points of a known Birch-Murnaghan curve give back its a0; slab and bulk
     records built with a known γ give back that γ (looked up by the same keys the generator uses)."""
-    store, fit, gamma_true = _cu_surface_store(tmp_path)
+    store, fit, gamma_true = _cu_surface_store(tmp_path, put_bm_eos)
     s = dft.SURFACE_SETTINGS
     table = surface_table(store, s)
     assert dict(zip(table["miller"], table["gamma_j_per_m2"].round(9))) == gamma_true
@@ -330,14 +315,14 @@ def test_eos_fit_and_surface_table_from_store(tmp_path):
     assert surface_table(store, s, eos={"Cu": fit}).equals(table) and surface_table(store, s, eos={}).empty
 
 
-def test_cli_runs_every_dataset_one_way(tmp_path, capsys):
+def test_cli_runs_every_dataset_one_way(tmp_path, capsys, put_bm_eos):
     """``run eos`` and ``run surfaces`` on a store that holds every calculation go through run_dataset, compute
     nothing (so no GPAW is needed) and print the E-V fit and the γ table; the command line offers exactly the
     datasets of DATASETS."""
     from uipbench.dft.cli import parser
     from uipbench.dft.running import DATASETS, RunOptions, run_dataset
 
-    store, fit, _ = _cu_surface_store(tmp_path)
+    store, fit, _ = _cu_surface_store(tmp_path, put_bm_eos)
     path = str(tmp_path / "dft.sqlite")
     assert dft.main(["run", "eos", "--elements", "Cu", "--store", path]) == 0
     out = capsys.readouterr().out

@@ -20,7 +20,7 @@ from uipbench.dft.relax import (
     relaxed_items,
     relaxed_table,
 )
-from uipbench.dft.surfaces import eos_results, eos_tasks, gamma_j_per_m2, surface_specs
+from uipbench.dft.surfaces import eos_results, gamma_j_per_m2, surface_specs
 from uipbench.store import ResultStore
 
 A0_CU_EMT = 3.59  # EMT's own fcc Cu lattice constant (its bulk is then force- and nearly stress-free)
@@ -83,7 +83,7 @@ def test_interrupted_relaxation_resumes_from_checkpoint(tmp_path):
     assert resumed["force_evaluations"] >= 3
 
 
-def test_relax_keys_and_table_from_store(tmp_path):
+def test_relax_keys_and_table_from_store(tmp_path, put_bm_eos):
     """The key changes with the force criterion (a new result), not with the step budget (a continuation); the
     table gives γ static and relaxed against the same oriented-bulk energy."""
     rspec, b_spec, info = _cu110()
@@ -91,20 +91,8 @@ def test_relax_keys_and_table_from_store(tmp_path):
     store = ResultStore(tmp_path / "s.sqlite")
     s = dft.SURFACE_SETTINGS
     # E-V points of an exact Birch-Murnaghan curve with a0 = 3.59 Å (so the relaxation's slab keys match)
-    from ase.units import GPa
 
-    v0 = A0_CU_EMT**3 / 4
-    for task in eos_tasks(["Cu"], s):
-        at = task.args.atoms
-        eta = (v0 / at.get_volume()) ** (2 / 3)
-        e = 9 * v0 * 140.0 * GPa / 16 * ((eta - 1) ** 3 * 4 + (eta - 1) ** 2 * (6 - 4 * eta))
-        store.put(
-            task.key,
-            kind=task.kind,
-            model=task.model,
-            item=task.item,
-            payload={"energy_ev": e, "n_atoms": 1, "cell_a": at.cell[:].tolist(), "settings": s.as_dict()},
-        )
+    put_bm_eos(store, s, A0_CU_EMT, 140.0)
     assert abs(eos_results(store, s)["Cu"]["a0_a"] - A0_CU_EMT) < 5e-5
     tasks, skipped = relax_tasks(store, ["Cu|110", "Xe|111"], s, 0.01, 200)
     assert len(tasks) == 1 and "Xe|111" in skipped

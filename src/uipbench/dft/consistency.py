@@ -47,6 +47,18 @@ def _as_frame(x) -> dict:
     }
 
 
+def frame_from_record(rec) -> dict:
+    """A check frame from a stored GPAW record (``cell_a``, ``positions_a``, ``energy_ev``, ``forces_ev_per_a``,
+    ``stress_ev_per_a3``)."""
+    return {
+        "cell": np.asarray(rec["cell_a"]),
+        "positions": np.asarray(rec["positions_a"]),
+        "energy": float(rec["energy_ev"]),
+        "forces": np.asarray(rec["forces_ev_per_a"]),
+        "stress": np.asarray(rec["stress_ev_per_a3"]),
+    }
+
+
 def work_ev(a, b) -> float:
     """Trapezoid-rule work of forces and stresses from frame ``a`` to frame ``b`` (eV): the predicted E_b - E_a."""
     a, b = _as_frame(a), _as_frame(b)

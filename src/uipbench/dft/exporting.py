@@ -145,8 +145,12 @@ def _pair_frame(sid: str, by_f: dict, settings: DFTSettings):
             **_provenance_info(by_f["pbe"]),
         }
     )
-    for f in ("pbe", "r2scan"):
-        r = by_f[f]
+    return set_pair_labels(atoms, by_f)
+
+
+def set_pair_labels(atoms, by_functional: dict):
+    """Write each functional's energy, stress, moment, k-mesh (info) and forces (arrays) into ``atoms``."""
+    for f, r in by_functional.items():
         atoms.info[f"energy_{f}_ev"] = r["energy_ev"]
         atoms.info[f"stress_{f}_ev_per_a3"] = np.array(r["stress_ev_per_a3"])
         atoms.info[f"magmom_{f}_bohr"] = r["magmom_total_bohr"] if r["magmom_total_bohr"] is not None else 0.0

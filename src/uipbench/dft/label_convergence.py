@@ -137,7 +137,7 @@ def convergence_frame(store: ResultStore) -> pd.DataFrame:
     stresses, forces, the consistency residual, and their deviations from the study's reference setting."""
     import pandas as pd
 
-    from .consistency import work_residual_ev_per_atom
+    from .consistency import frame_from_record, work_residual_ev_per_atom
 
     df = store.frame(kind=KIND_LABEL_CONVERGENCE)
     if df.empty:
@@ -166,7 +166,7 @@ def convergence_frame(store: ResultStore) -> pd.DataFrame:
                 "stress0_gpa": np.asarray(a["stress_ev_per_a3"]) * EV_PER_A3_TO_GPA,
                 "stress_step_gpa": np.asarray(b["stress_ev_per_a3"]) * EV_PER_A3_TO_GPA,
                 "forces_step": np.asarray(b["forces_ev_per_a"]),
-                "residual_mev_per_atom": 1e3 * work_residual_ev_per_atom(_record_frame(a), _record_frame(b)),
+                "residual_mev_per_atom": 1e3 * work_residual_ev_per_atom(frame_from_record(a), frame_from_record(b)),
                 "seconds": float(a["seconds"] + b["seconds"]),
             }
         )
@@ -194,16 +194,6 @@ def convergence_frame(store: ResultStore) -> pd.DataFrame:
     out = out.drop(columns=["stress0_gpa", "stress_step_gpa", "forces_step"])
     out.attrs["failures"] = {r["item"]: r["error"] for _, r in failed.iterrows()}
     return out.sort_values(["study", "cell", "functional", "value"]).reset_index(drop=True)
-
-
-def _record_frame(rec) -> dict:
-    return {
-        "cell": np.asarray(rec["cell_a"]),
-        "positions": np.asarray(rec["positions_a"]),
-        "energy": float(rec["energy_ev"]),
-        "forces": np.asarray(rec["forces_ev_per_a"]),
-        "stress": np.asarray(rec["stress_ev_per_a3"]),
-    }
 
 
 def converged_setting(table, study: str, cells: Iterable[str] | None = None, tol: dict = TOLERANCES) -> dict:

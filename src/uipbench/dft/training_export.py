@@ -24,6 +24,7 @@ from .consistency import (
     MAX_ABS_PRESSURE_GPA,
     MAX_RESIDUAL_MEV_PER_ATOM,
     MAX_STRESS_OFFSET_GPA,
+    frame_from_record,
     pressure_gpa,
     work_residual_ev_per_atom,
 )
@@ -36,16 +37,6 @@ FUNCTIONALS = ("pbe", "r2scan")
 
 if TYPE_CHECKING:
     import pandas as pd
-
-
-def _frame_of(rec: dict) -> dict:
-    return {
-        "cell": np.asarray(rec["cell_a"]),
-        "positions": np.asarray(rec["positions_a"]),
-        "energy": float(rec["energy_ev"]),
-        "forces": np.asarray(rec["forces_ev_per_a"]),
-        "stress": np.asarray(rec["stress_ev_per_a3"]),
-    }
 
 
 def collect(store: ResultStore) -> dict[tuple[str, str], dict]:
@@ -86,7 +77,7 @@ def group_checks(entry: dict) -> tuple[list[dict], dict]:
                 "role": fid.split("~")[1],
                 "functional": f,
                 "d_energy_mev_per_atom": 1e3 * (r["energy_ev"] - base["energy_ev"]) / n,
-                "residual_mev_per_atom": 1e3 * work_residual_ev_per_atom(_frame_of(base), _frame_of(r)),
+                "residual_mev_per_atom": 1e3 * work_residual_ev_per_atom(frame_from_record(base), frame_from_record(r)),
             }
         )
     summary: dict[str, Any] = {
@@ -135,7 +126,7 @@ def training_frames(store: ResultStore) -> tuple[list, pd.DataFrame, pd.DataFram
     import pandas as pd
     from ase import Atoms
 
-    from .exporting import _provenance_info, _settings_info
+    from .exporting import _provenance_info, _settings_info, set_pair_labels
     from .settings import DFTSettings
 
     entries = collect(store)
@@ -183,14 +174,7 @@ def training_frames(store: ResultStore) -> tuple[list, pd.DataFrame, pd.DataFram
                     **_provenance_info(r0),
                 }
             )
-            for f in FUNCTIONALS:
-                r = pair[f]
-                atoms.info[f"energy_{f}_ev"] = r["energy_ev"]
-                atoms.info[f"stress_{f}_ev_per_a3"] = np.array(r["stress_ev_per_a3"])
-                atoms.info[f"magmom_{f}_bohr"] = r["magmom_total_bohr"] if r["magmom_total_bohr"] is not None else 0.0
-                atoms.info[f"kpts_{f}"] = np.array(r["kpts"])
-                atoms.arrays[f"forces_{f}_ev_per_a"] = np.array(r["forces_ev_per_a"])
-            frames.append(atoms)
+            frames.append(set_pair_labels(atoms, pair))
     groups = pd.DataFrame(group_rows)
     if not groups.empty:
         groups["element_set"] = [element_set(_species_of(g)) for g in groups["group"]]
