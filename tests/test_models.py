@@ -338,3 +338,20 @@ def test_user_weights_hash_in_provenance_and_no_unsafe_flag_leaks(tiny_mace, tmp
         with pytest.raises(Exception, match="Weights only load failed"):
             torch.load(evil)
         assert not marker.exists()
+
+
+def test_download_is_verified_before_it_lands(tmp_path):
+    """A downloaded weights file is checked against its pin before it is moved into the cache (file:// URL: no
+    network needed); a mismatch leaves nothing behind."""
+    good = tmp_path / "upstream.model"
+    good.write_bytes(b"weights " * 1000)
+    pin = M.PinnedFile(good.as_uri(), hashlib.sha256(good.read_bytes()).hexdigest(), good.stat().st_size, "test")
+    dest = tmp_path / "cache" / "file"
+    assert M._download_verified(good.as_uri(), dest, pin, "x").read_bytes() == good.read_bytes()
+    marker = tmp_path / "marker"
+    evil = _evil_file(tmp_path / "evil.model", marker)
+    dest2 = tmp_path / "cache" / "file2"
+    with pytest.raises(M.WeightsChecksumError, match="does not match its pin"):
+        M._download_verified(evil.as_uri(), dest2, pin, "x")
+    assert not dest2.exists() and sorted(p.name for p in dest.parent.iterdir()) == ["file"]  # no partial left
+    assert not marker.exists()

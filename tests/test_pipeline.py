@@ -76,6 +76,8 @@ def no_notebook_runs(monkeypatch, tmp_path):
         (["-p", "02_kpca_map.backend=threads"], "unknown backend 'threads'; valid: serial, process, dask"),
         (["-p", "10_energy_shift.n_estimators=1.5"], "n_estimators: expected an int"),
         (["-p", "11_atomref.zero_shot=yes please"], "zero_shot: expected true or false"),
+        (["-p", "11_atomref.zero_shot_elements=Cu"], "zero_shot_elements: expected a list of element symbols or null"),
+        (["-p", "01_surface_energies.relaxed_limit=six"], "relaxed_limit: expected an int or null"),
     ],
 )
 def test_invalid_parameters_stop_before_any_notebook(no_notebook_runs, capsys, args, expected):

@@ -183,6 +183,15 @@ def _choices() -> dict[tuple[str, str], tuple[str, list[str]]]:
     }
 
 
+#: parameters whose default is None (which says nothing about the type): the type a value must have instead
+_NONE_DEFAULT_TYPES: dict[tuple[str, str], tuple[str, tuple[type, ...]]] = {
+    ("00_datasets", "data_dir"): ("a path (string)", (str,)),
+    ("01_surface_energies", "relaxed_limit"): ("an int", (int,)),
+    ("01_surface_energies", "scheduler"): ("an address (string)", (str,)),
+    ("11_atomref", "zero_shot_elements"): ("a list of element symbols", (list,)),
+}
+
+
 def _kind(value) -> str:
     if isinstance(value, bool):
         return "bool"
@@ -259,6 +268,12 @@ def validate(
                 raise ParameterError(
                     f"{where}: expected {_expected(default)} (default {default!r}), got {_kind(value)} {value!r}{hint}"
                 )
+            if default is None and value is not None and (nb, name) in _NONE_DEFAULT_TYPES:
+                expected, types = _NONE_DEFAULT_TYPES[(nb, name)]
+                if not isinstance(value, types) or isinstance(value, bool):
+                    raise ParameterError(
+                        f"{where}: expected {expected} or null (default None), got {_kind(value)} {value!r}"
+                    )
             if (nb, name) in choices and value is not None:
                 what, valid = choices[(nb, name)]
                 values = list(value) if isinstance(value, list | tuple | dict) else [value]
