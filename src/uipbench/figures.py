@@ -121,7 +121,8 @@ _PROVENANCE_PACKAGES = ("torch", "chgnet", "sevenn", "mace-torch", "matgl", "ase
 
 
 def provenance() -> dict:
-    """Where the numbers were made: CPU model and cores, GPU if any, profile, versions of the model packages.
+    """Where the numbers were made: CPU model and cores, GPU if any, profile, the complete parameters, the sha256 of
+    the model weights used, versions of the model packages.
 
     Deliberately no date or host name, so that a rerun on the same machine writes identical bytes.
     """
@@ -149,12 +150,21 @@ def provenance() -> dict:
             versions[pkg] = version(pkg)
         except PackageNotFoundError:
             pass
+    from .models import weights_provenance
+
+    parameters = os.environ.get("UIPBENCH_PARAMETERS")
     return {
         "cpu": cpu,
         "cpu_cores": os.cpu_count(),
         "gpu": gpu,
         "python": platform.python_version(),
         "profile": os.environ.get("UIPBENCH_PROFILE"),
+        #: the notebook's complete parameters (defaults, profile and overrides: set by uipbench.pipeline) and
+        #: whether they are the profile's own; None when the notebook ran outside the pipeline
+        "parameters": json.loads(parameters) if parameters else None,
+        "parameters_differ_from_profile": os.environ.get("UIPBENCH_PARAMETERS_CUSTOM") == "1",
+        #: every weights file this process resolved: origin (pinned | user) and sha256
+        "model_weights": weights_provenance(),
         "packages": versions,
     }
 
