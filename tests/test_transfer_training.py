@@ -250,3 +250,71 @@ def test_methods_as_resumable_store_tasks(small_set, tmp_path):
     assert again.skipped == 2 and again.ok == 0
     assert set(METHODS) == {"m1-scratch", "m2-atomref-trainable", "m3-atomref-frozen", "m4-atomref-refit",
                             "m5-atomref-residual"}  # fmt: skip
+
+
+_KILL_SCRIPT = """
+import os, signal, sys
+sys.path.insert(0, sys.argv[1])
+import test_transfer_training as t
+from ase.io import read
+from uipbench.transfer import training
+
+save = training._save_state
+
+
+def save_then_die(path, signature, model, trainer, st):
+    save(path, signature, model, trainer, st)
+    if st.epoch_done == 1:
+        os.kill(os.getpid(), signal.SIGKILL)  # killed right after the first epoch's checkpoint
+
+
+training._save_state = save_then_die
+data, split = t.small_set.__wrapped__(read(t.PAIRS, index=":"))
+training.train_method("m4-atomref-refit", data, split, training.TrainConfig(epochs=2, batch_size=2, seed=7),
+                      sys.argv[2], start=t.tiny_chgnet(2))
+"""
+
+
+def test_killed_run_resumes_from_last_checkpoint(small_set, tmp_path):
+    """A run SIGKILLed after its first epoch (another process) resumes here and equals an uninterrupted run."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    data, split = small_set
+    cfg = TrainConfig(epochs=2, batch_size=2, seed=7)
+    work = tmp_path / "killed"
+    proc = subprocess.run([sys.executable, "-c", _KILL_SCRIPT, str(Path(__file__).parent), str(work)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    saved = torch.load(work / "state.pt", map_location="cpu", weights_only=True)
+    assert saved["epoch_done"] == 1
+    resumed = train_method("m4-atomref-refit", data, split, cfg, work, start=tiny_chgnet(2))
+    straight = train_method("m4-atomref-refit", data, split, cfg, tmp_path / "straight", start=tiny_chgnet(2))
+    assert resumed["final_parameters_sha256"] == straight["final_parameters_sha256"]
+    assert resumed["history"] == straight["history"] and resumed["test_predictions"] == straight["test_predictions"]
+
+
+def test_all_masked_stress_batch_trains(frames, small_set, tmp_path):
+    """Frames with masked (NaN) stresses train: a batch with only masked stresses adds 0, not NaN, to the loss."""
+    from chgnet.trainer.trainer import CombinedLoss
+
+    clean, clean_split = small_set
+    masked = [a for a in frames if set(a.get_chemical_symbols()) & set(FIRST_ROW_UNCONVERGED)][:3]
+    mdata = frames_to_training_set(masked, "r2scan", mask_stress=FIRST_ROW_UNCONVERGED)
+    assert len(mdata.masked_stress_ids) == 3
+    data = frames_to_training_set(
+        masked + [a for a in frames if str(a.info["id"]) in set(clean.ids)], "r2scan", mask_stress=FIRST_ROW_UNCONVERGED
+    )
+    split = {**clean_split, "train": mdata.ids + clean_split["train"]}
+    nan = torch.full((3, 3), float("nan"))
+    bare = CombinedLoss(target_str="efs", criterion="Huber")
+    e, f = torch.zeros(1), [torch.zeros(1, 3)]
+    assert torch.isnan(bare({"e": e, "f": f, "s": [nan]}, {"e": e, "f": f, "s": [torch.zeros(3, 3)]})["loss"])
+    rec = train_method("m4-atomref-refit", data, split, TrainConfig(epochs=1, batch_size=1), tmp_path,
+                       start=tiny_chgnet())  # fmt: skip
+    assert all(np.isfinite(v) for k in "efs" for v in rec["history"][k]["train"] + rec["history"][k]["val"])
+    assert np.isfinite(rec["test_mae_s_gpa"]) and rec["masked_stress_ids"] == mdata.ids
+    bad = {**split, "test": [*split["test"], mdata.ids[0]]}
+    with pytest.raises(ValueError, match="more than one split"):
+        train_method("m4-atomref-refit", data, bad, TrainConfig(epochs=1), tmp_path / "bad", start=tiny_chgnet())

@@ -35,8 +35,6 @@ Units: energies eV/atom, forces eV/Å, stresses GPa in the results (labels enter
 from __future__ import annotations
 
 import contextlib
-import copy
-import hashlib
 import io
 import os
 import time
@@ -46,6 +44,19 @@ from pathlib import Path
 import numpy as np
 
 from .atomref_refit import refit_atomref, refit_atomref_residual
+from .trainer_tools import (
+    EmptySafeLoss,
+    EpochPermutation,
+    apply_freeze,
+    empty_safe_mae,
+    evaluate,
+    gradient_parameter_names,
+    graphable_ids,
+    parameters_sha256,
+    scratch_model,
+    start_model,
+    structure_loader,
+)
 from .training_data import SPLITS, TrainingSet, split_checksum
 
 TRAINING_CODE_VERSION = "1"  #: part of every run's key: bump when a change moves the numbers
@@ -98,127 +109,6 @@ METHODS: dict[str, Method] = {
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# models
-
-
-def start_model(start="chgnet-0.3.0"):
-    """A fresh, independent CHGNet to train: a registry name (weights through :func:`uipbench.models.weights_files`)
-    or a CHGNet instance (deep-copied, e.g. a tiny one in tests)."""
-    if not isinstance(start, str):
-        return copy.deepcopy(start)
-    from chgnet.model import CHGNet
-
-    from ..models import get_spec, weights_files
-
-    if get_spec(start).family != "chgnet":
-        raise ValueError(f"{start!r} is not a CHGNet model")
-    return CHGNet.from_file(str(weights_files(start)[0]), verbose=False)
-
-
-def scratch_model(like, seed: int):
-    """A randomly initialised CHGNet (``torch.manual_seed(seed)``) with the architecture of ``like``."""
-    import torch
-    from chgnet.model import CHGNet
-
-    args = dict(like.model_args)
-    args.pop("version", None)
-    torch.manual_seed(seed)
-    with contextlib.redirect_stdout(io.StringIO()):
-        return CHGNet(**args)
-
-
-def gradient_parameter_names(model) -> dict[str, str]:
-    """Label -> parameter name of the layers whose gradient norms are recorded (Fig. 3a of the paper): atom, bond,
-    angle embeddings; first and last atom and bond convolution (first core linear layer); first readout MLP layer.
-    Which layers the paper's "W0"/"W3" labels mean is not stated; these are the names in chgnet 0.4.2."""
-    names = {n for n, _ in model.named_parameters()}
-    n_atom = len(model.atom_conv_layers)
-    n_bond = len(model.bond_conv_layers) if model.bond_conv_layers is not None else 0
-    want = {
-        "atom_embedding": "atom_embedding.embedding.weight",
-        "bond_embedding": "bond_embedding.weight",
-        "angle_embedding": "angle_embedding.weight",
-        "atom_conv_first": "atom_conv_layers.0.twoBody_atom.mlp_core.layers.0.weight",
-        "atom_conv_last": f"atom_conv_layers.{n_atom - 1}.twoBody_atom.mlp_core.layers.0.weight",
-        "bond_conv_first": "bond_conv_layers.0.twoBody_bond.mlp_core.layers.0.weight",
-        "bond_conv_last": f"bond_conv_layers.{max(n_bond - 1, 0)}.twoBody_bond.mlp_core.layers.0.weight",
-        "mlp_first": "mlp.layers.0.weight",
-    }
-    return {k: v for k, v in want.items() if v in names}
-
-
-def apply_freeze(model, prefixes, freeze_atomref: bool) -> list[str]:
-    """Set ``requires_grad=False`` on parameters whose names start with a prefix (and the AtomRef when asked)."""
-    frozen = []
-    for name, p in model.named_parameters():
-        if any(name.startswith(pre) for pre in prefixes) or (freeze_atomref and name.startswith("composition_model")):
-            p.requires_grad = False
-            frozen.append(name)
-    return frozen
-
-
-def parameters_sha256(model) -> str:
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# data loaders
-
-
-class EpochPermutation:
-    """Sampler: a permutation of ``indices`` seeded by ``(seed, epoch)``; set ``epoch`` before each epoch."""
-
-    def __init__(self, indices, seed: int):
-        self.indices = np.asarray(indices, dtype=int)
-        self.seed = int(seed)
-        self.epoch = 0
-
-    def __iter__(self):
-        rng = np.random.default_rng([self.seed, self.epoch])
-        return iter(self.indices[rng.permutation(len(self.indices))].tolist())
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-
-def _graphable(model, data: TrainingSet) -> tuple[list[str], dict[str, str]]:
-    """Ids whose crystal graph builds; the others with the reason (chgnet would silently swap in a random one)."""
-    ok, failed = [], {}
-    for i, s in zip(data.ids, data.structures, strict=True):
-        try:
-            model.graph_converter(s)
-            ok.append(i)
-        except Exception as exc:  # isolated atom beyond the cutoff, ...
-            failed[i] = f"{type(exc).__name__}: {exc}"
-    return ok, failed
-
-
-def _loader(model, data: TrainingSet, targets: str, batch_size: int, sampler=None):
-    from chgnet.data.dataset import StructureData, collate_graphs
-    from torch.utils.data import DataLoader
-
-    if "m" in targets and data.magmoms is None:
-        raise ValueError("targets include magnetic moments ('m') but the data carry none")
-    with contextlib.redirect_stdout(io.StringIO()):
-        ds = StructureData(
-            structures=data.structures,
-            energies=list(data.energies),
-            forces=data.forces,
-            stresses=data.stresses if "s" in targets else None,
-            magmoms=data.magmoms if "m" in targets else None,
-            structure_ids=data.ids,
-            graph_converter=model.graph_converter,
-            shuffle=False,
-        )
-    kw = {"sampler": sampler} if sampler is not None else {"shuffle": False}
-    return DataLoader(ds, batch_size=batch_size, collate_fn=collate_graphs, num_workers=0, **kw)
-
-
-# ----------------------------------------------------------------------------------------------------------------
 # one run
 
 
@@ -232,6 +122,21 @@ class _State:
     best_epoch: int = -1
     best_state: dict | None = None
     atomref: dict = field(default_factory=dict)
+
+
+def check_split(data: TrainingSet, split: dict[str, list[str]]) -> None:
+    """Refuse a split with unknown ids, an id in two splits, or a structure group in more than one split."""
+    group_of = dict(zip(data.ids, data.groups, strict=True))
+    unknown = [i for k in SPLITS for i in split[k] if i not in group_of]
+    if unknown:
+        raise ValueError(f"split ids not in the data: {unknown[:5]} ({len(unknown)} in all)")
+    where: dict[str, set[str]] = {}
+    for k in SPLITS:
+        for i in split[k]:
+            where.setdefault(group_of[i], set()).add(k)
+    straddle = {g: sorted(v) for g, v in where.items() if len(v) > 1}
+    if straddle:
+        raise ValueError(f"structure groups in more than one split: {dict(list(straddle.items())[:5])}")
 
 
 def run_signature(method: Method, data: TrainingSet, split: dict, config: TrainConfig, start: str) -> str:
@@ -279,13 +184,14 @@ def train_method(
 
     single_thread()
     method = METHODS[method] if isinstance(method, str) else method
+    check_split(data, split)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     signature = run_signature(method, data, split, config, _start_label(start))
     base = start_model(start)
     model = scratch_model(base, config.seed) if not method.pretrained else base
     # structures whose graph cannot be built are dropped and listed (never swapped for random ones)
-    kept, dropped = _graphable(model, data)
+    kept, dropped = graphable_ids(model, data)
     keep = set(kept)
     parts = {k: data.subset([i for i in split[k] if i in keep]) for k in SPLITS}
     if min(len(parts[k]) for k in SPLITS) == 0:
@@ -320,7 +226,9 @@ def train_method(
         learning_rate=config.learning_rate,
         use_device=device,
         print_freq=10**9,
+        allow_missing_labels=True,  # NaN labels (masked stresses, absent magnetic moments) leave the loss
     )
+    trainer.criterion.criterion = EmptySafeLoss(trainer.criterion.criterion)
     if saved is not None:
         model.load_state_dict(saved["model"])
         trainer.optimizer.load_state_dict(saved["optimizer"])
@@ -332,8 +240,8 @@ def train_method(
     st.history = trainer.training_history
 
     sampler = EpochPermutation(range(len(parts["train"])), config.seed)
-    train_loader = _loader(model, parts["train"], config.targets, config.batch_size, sampler)
-    val_loader = _loader(model, parts["val"], config.targets, config.batch_size)
+    train_loader = structure_loader(model, parts["train"], config.targets, config.batch_size, sampler)
+    val_loader = structure_loader(model, parts["val"], config.targets, config.batch_size)
     n_batches = len(train_loader)
     record_at = sorted({int(k) for k in np.arange(1, config.grad_points + 1) * n_batches // config.grad_points} - {0})
     grad_names = gradient_parameter_names(model)
@@ -360,7 +268,7 @@ def train_method(
             trainer.starting_epoch, trainer.epochs = epoch, epoch + 1
             n_before = len(trainer.training_history["e"]["train"])
             t0 = time.perf_counter()
-            with contextlib.redirect_stdout(io.StringIO()):
+            with contextlib.redirect_stdout(io.StringIO()), empty_safe_mae():
                 trainer.train(train_loader, val_loader, None, save_dir="", train_composition_model=method.train_atomref)
             st.epoch_seconds.append(time.perf_counter() - t0)
             if len(trainer.training_history["e"]["train"]) == n_before:
@@ -428,41 +336,6 @@ def _save_state(path: Path, signature: str, model, trainer, st: _State) -> None:
         tmp,
     )
     os.replace(tmp, path)  # atomic: a kill mid-write leaves the previous epoch's state
-
-
-def evaluate(model, data: TrainingSet, targets: str = "efs") -> dict:
-    """Per-structure predictions of ``model`` on ``data`` (one structure at a time) and MAEs.
-
-    Energies eV/atom, forces eV/Å, stresses GPa (ASE sign, chgnet's prediction convention); NaN labels are left
-    out of the MAEs.
-    """
-    model.eval()
-    rows, e_err, f_err, s_err = [], [], [], []
-    for k, s in enumerate(data.structures):
-        graph = model.graph_converter(s, graph_id=k, mp_id=data.ids[k])
-        graph.atom_frac_coord.requires_grad = "f" in targets or "s" in targets
-        pred = model([graph], task=targets.replace("m", ""))
-        e = float(pred["e"].detach().reshape(-1)[0])
-        row = {"id": data.ids[k], "group": data.groups[k], "n_atoms": len(s), "e_true": float(data.energies[k]),
-               "e_pred": e}  # fmt: skip
-        e_err.append(abs(e - data.energies[k]))
-        if "f" in targets:
-            f = pred["f"][0].detach().cpu().numpy().astype(float)
-            row.update(f_true=data.forces[k].tolist(), f_pred=f.tolist())
-            f_err.extend(np.abs(f - data.forces[k]).ravel())
-        if "s" in targets:
-            sp = pred["s"][0].detach().cpu().numpy().astype(float)
-            st = -0.1 * np.asarray(data.stresses[k], dtype=float)  # kBar VASP sign -> GPa, prediction sign
-            row.update(s_true_gpa=st.tolist(), s_pred_gpa=sp.tolist())
-            good = np.isfinite(st)
-            s_err.extend(np.abs(sp - st)[good].ravel())
-        rows.append(row)
-    out = {"test_predictions": rows, "test_mae_e_ev_per_atom": float(np.mean(e_err))}
-    if "f" in targets:
-        out["test_mae_f_ev_per_a"] = float(np.mean(f_err))
-    if "s" in targets:
-        out["test_mae_s_gpa"] = float(np.mean(s_err)) if s_err else float("nan")
-    return out
 
 
 # ----------------------------------------------------------------------------------------------------------------
