@@ -235,19 +235,21 @@ def test_methods_as_resumable_store_tasks(small_set, tmp_path):
     data, split = small_set
     store = ResultStore(tmp_path / "r.sqlite")
     cfg = TrainConfig(epochs=1, batch_size=4)
-    tasks = training_tasks(data, split, cfg, methods=("m1-scratch", "m4-atomref-refit"), start=tiny_chgnet(),
-                           workroot=tmp_path / "runs")  # fmt: skip
+    methods = ("m1-scratch", "m4-atomref-refit", "zero-shot-refit")
+    tasks = training_tasks(data, split, cfg, methods=methods, start=tiny_chgnet(), workroot=tmp_path / "runs")
     first = run_training_sweep(tasks, store, progress=False)
-    assert (first.ok, first.failed) == (2, 0), first.failures
+    assert (first.ok, first.failed) == (3, 0), first.failures
     for t in tasks:
         rec = store.get(t.key)
         assert rec.ok and rec.array is None
         p = rec.payload
         assert p["split"] == {k: [i for i in v] for k, v in split.items()}
-        assert {"history", "test_predictions", "gradient_records", "test_mae_e_ev_per_atom"} <= set(p)
+        assert {"test_predictions", "test_mae_e_ev_per_atom", "atomref"} <= set(p)
+        if not t.model.startswith("zero-shot"):
+            assert {"history", "gradient_records", "epoch_seconds"} <= set(p)
         assert not any("state" in k or "weight" in k for k in p), "weights are never stored"
     again = run_training_sweep(tasks, store, progress=False)
-    assert again.skipped == 2 and again.ok == 0
+    assert again.skipped == 3 and again.ok == 0
     assert set(METHODS) == {"m1-scratch", "m2-atomref-trainable", "m3-atomref-frozen", "m4-atomref-refit",
                             "m5-atomref-residual"}  # fmt: skip
 
@@ -318,3 +320,25 @@ def test_all_masked_stress_batch_trains(frames, small_set, tmp_path):
     bad = {**split, "test": [*split["test"], mdata.ids[0]]}
     with pytest.raises(ValueError, match="more than one split"):
         train_method("m4-atomref-refit", data, bad, TrainConfig(epochs=1), tmp_path / "bad", start=tiny_chgnet())
+
+
+def test_zero_shot_residual_atomref_removes_the_functional_shift(frames):
+    """chgnet-0.3.0 untrained on GPAW r2SCAN: its GGA AtomRef misses the energy scale by eV/atom; the residual
+    AtomRef fitted on the training groups brings test frames whose elements were all seen to the network's error."""
+    from uipbench.transfer.training import evaluate_zero_shot
+
+    by_group: dict[str, list] = {}
+    for a in frames:
+        if not set(a.get_chemical_symbols()) & set(FIRST_ROW_UNCONVERGED):
+            by_group.setdefault(frame_group(a), []).append(a)
+    data = frames_to_training_set([v[0] for _, v in sorted(by_group.items())[:30]], "r2scan")
+    split = group_split(data.ids, data.groups, seed=0)
+    seen = {el for i in split["train"] for el in data.structures[data.index([i])[0]].symbol_set}
+    res = {v: evaluate_zero_shot(data, split, atomref=v) for v in ("pretrained", "residual")}
+    ok = [k for k, row in enumerate(res["residual"]["test_predictions"])
+          if set(data.structures[data.index([row["id"]])[0]].symbol_set) <= seen]  # fmt: skip
+    assert ok, "some test frame has only elements seen in training"
+    err = {v: np.array([abs(r["e_pred"] - r["e_true"]) for r in res[v]["test_predictions"]])[ok] for v in res}
+    assert err["pretrained"].min() > 1.0  # GPAW energies are not on the VASP/MP scale (data/dft/README)
+    assert err["residual"].max() < 0.2 * err["pretrained"].min()
+    assert res["residual"]["atomref"]["elements_zeroed"] == []

@@ -338,6 +338,34 @@ def _save_state(path: Path, signature: str, model, trainer, st: _State) -> None:
     os.replace(tmp, path)  # atomic: a kill mid-write leaves the previous epoch's state
 
 
+def evaluate_zero_shot(
+    data: TrainingSet, split: dict[str, list[str]], atomref: str = "refit", start="chgnet-0.3.0", targets: str = "efs"
+) -> dict:
+    """The pretrained model without training, its AtomRef refitted on the training split (Table 1's zero-shot row).
+
+    ``atomref``: "refit" (``AtomRef.fit``, absent elements 0), "residual" (method 5's correction) or "pretrained"
+    (unchanged). Returns the same test fields as :func:`train_method` (predictions, MAEs) and the AtomRef refit.
+    """
+    check_split(data, split)
+    model = start_model(start)
+    kept, dropped = graphable_ids(model, data)
+    keep = set(kept)
+    tr = data.subset([i for i in split["train"] if i in keep])
+    te = data.subset([i for i in split["test"] if i in keep])
+    if atomref == "refit":
+        info = refit_atomref(model, tr.structures, tr.energies)
+    elif atomref == "residual":
+        info = refit_atomref_residual(model, tr.structures, tr.energies)
+    elif atomref == "pretrained":
+        info = {"atomref_variant": "pretrained", "elements_zeroed": []}
+    else:
+        raise ValueError(f"atomref must be 'refit', 'residual' or 'pretrained', got {atomref!r}")
+    return {"method": f"zero-shot-{atomref}", "start": _start_label(start), "functional": data.functional,
+            "data_checksum": data.checksum(), "split": {k: [i for i in split[k] if i in keep] for k in SPLITS},
+            "dropped": dropped, "atomref": info, "code_version": TRAINING_CODE_VERSION, "finished": True,
+            **evaluate(model, te, targets)}  # fmt: skip
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # one function per method (same split, seed and budget)
 

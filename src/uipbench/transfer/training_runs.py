@@ -16,10 +16,12 @@ from pathlib import Path
 from .. import paths
 from ..engine import RunSummary, Task, run_tasks
 from ..store import ResultStore, make_key
-from .training import METHODS, TRAINING_CODE_VERSION, TrainConfig, _start_label, train_method
+from .training import METHODS, TRAINING_CODE_VERSION, TrainConfig, _start_label, evaluate_zero_shot, train_method
 from .training_data import TrainingSet, split_checksum
 
 KIND = "transfer-training"
+#: the untrained pretrained model with its AtomRef refitted on the training split (Table 1's zero-shot row)
+ZERO_SHOT = ("zero-shot-refit", "zero-shot-residual", "zero-shot-pretrained")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,9 @@ def training_key(method: str, data: TrainingSet, split: dict, config: TrainConfi
 
 def run_training_task(args: TrainingArgs) -> dict:
     """Engine function: train one method to the end (resuming its checkpoint) and return its record."""
+    if args.method in ZERO_SHOT:
+        return evaluate_zero_shot(args.data, args.split, args.method.removeprefix("zero-shot-"), args.start,
+                                  args.config.targets)  # fmt: skip
     out = train_method(args.method, args.data, args.split, args.config, args.workdir, start=args.start,
                        device=args.device)  # fmt: skip
     if not out.get("finished"):
@@ -68,8 +73,8 @@ def training_tasks(
     root = Path(workroot) if workroot is not None else paths.results_dir() / "training"
     tasks = []
     for m in methods:
-        if m not in METHODS:
-            raise KeyError(f"unknown method {m!r}; choose from {sorted(METHODS)}")
+        if m not in METHODS and m not in ZERO_SHOT:
+            raise KeyError(f"unknown method {m!r}; choose from {sorted(METHODS)} or {ZERO_SHOT}")
         key = training_key(m, data, split, config, start)
         item = f"{dataset or data.source or 'data'}:{data.functional}:seed{config.seed}:{m}"
         args = TrainingArgs(m, data, split, config, str(root / key[:16]), start, device)
