@@ -331,7 +331,7 @@ def test_zero_shot_residual_atomref_removes_the_functional_shift(frames):
     for a in frames:
         if not set(a.get_chemical_symbols()) & set(FIRST_ROW_UNCONVERGED):
             by_group.setdefault(frame_group(a), []).append(a)
-    data = frames_to_training_set([v[0] for _, v in sorted(by_group.items())[:30]], "r2scan")
+    data = frames_to_training_set([v[0] for _, v in sorted(by_group.items())], "r2scan")  # one frame per group
     split = group_split(data.ids, data.groups, seed=0)
     seen = {el for i in split["train"] for el in data.structures[data.index([i])[0]].symbol_set}
     res = {v: evaluate_zero_shot(data, split, atomref=v) for v in ("pretrained", "residual")}
@@ -339,6 +339,6 @@ def test_zero_shot_residual_atomref_removes_the_functional_shift(frames):
           if set(data.structures[data.index([row["id"]])[0]].symbol_set) <= seen]  # fmt: skip
     assert ok, "some test frame has only elements seen in training"
     err = {v: np.array([abs(r["e_pred"] - r["e_true"]) for r in res[v]["test_predictions"]])[ok] for v in res}
-    assert err["pretrained"].min() > 1.0  # GPAW energies are not on the VASP/MP scale (data/dft/README)
-    assert err["residual"].max() < 0.2 * err["pretrained"].min()
+    assert err["pretrained"].mean() > 1.0  # GPAW energies are not on the VASP/MP scale (data/dft/README)
+    assert err["residual"].mean() < 0.1 * err["pretrained"].mean()
     assert res["residual"]["atomref"]["elements_zeroed"] == []
