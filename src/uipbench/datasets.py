@@ -276,7 +276,9 @@ register(Dataset(
     citation="X. Huang, B. Deng, P. Zhong, A. D. Kaplan, K. A. Persson, G. Ceder, arXiv:2504.05565 (2025).",
     offline=False,
     homepage="https://doi.org/10.6084/m9.figshare.28245650.v2",
-    note="A 238k-structure figshare record (doi 10.6084/m9.figshare.28245650.v2); no network here.",
+    note="A 238k-structure figshare record (doi 10.6084/m9.figshare.28245650.v2); no network here. Fetched and "
+         "parsed by uipbench.transfer.mp_r2scan.load_mp_r2scan (file list and md5 from the figshare API, "
+         "cached under <data dir>/mp-r2scan/v2/; UIPBENCH_FIGSHARE_API points to a mirror).",
     tags=("transfer",),
 ))
 register(Dataset(

@@ -10,5 +10,11 @@ module                     holds
 ``zero_shot``              registry models against MatPES elemental solids (result store)
 ``energy_shift_report``    chapter 10 (Figs. 1b-d) figures and numbers; the shared parity plot
 ``atomref_report``         chapter 11 (Fig. 2) tables, figures and numbers
+``training_data``          frames -> chgnet units (eV/atom, eV/Å, kBar VASP sign, NaN-masked stresses), group split
+``atomref_refit``          a CHGNet model's AtomRef refitted to target data (method 4) or to its residuals (method 5)
+``training``               methods 1-5 on chgnet's Trainer: freezing, per-epoch checkpoint and resume, gradient norms
+``trainer_tools``          start models, layer names, freezing, seeded epoch sampler, loaders, masked-batch guards
+``training_runs``          training runs as resumable tasks of the engine and records of the result store
+``mp_r2scan``              the MP-r2SCAN training set (figshare 28245650 v2): API file list, verified download, parser
 =========================  =========================================================================================
 """

@@ -1,0 +1,87 @@
+"""Training runs as tasks of the project's engine: a sweep of methods is resumable at two levels.
+
+* A **finished** run is one record of the :class:`~uipbench.store.ResultStore` (kind ``"transfer-training"``):
+  metrics, history, test predictions, gradient records, split ids, AtomRef refit; never the weights. Its key hashes
+  the method, the data checksum, the split, the settings, the start model's weights checksum and the training code
+  version, so a rerun of the sweep skips it (:func:`~uipbench.engine.run_tasks`).
+* An **unfinished** run resumes from its last epoch checkpoint: its work directory is named by the same key
+  (``<results>/training/<key[:16]>``), so a killed sweep started again continues where each run stopped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import paths
+from ..engine import RunSummary, Task, run_tasks
+from ..store import ResultStore, make_key
+from .training import METHODS, TRAINING_CODE_VERSION, TrainConfig, _start_label, evaluate_zero_shot, train_method
+from .training_data import TrainingSet, split_checksum
+
+KIND = "transfer-training"
+#: the untrained pretrained model with its AtomRef refitted on the training split (Table 1's zero-shot row)
+ZERO_SHOT = ("zero-shot-refit", "zero-shot-residual", "zero-shot-pretrained")
+
+
+@dataclass(frozen=True)
+class TrainingArgs:
+    method: str
+    data: TrainingSet
+    split: dict
+    config: TrainConfig
+    workdir: str
+    start: object = "chgnet-0.3.0"  #: registry name or a CHGNet instance
+    device: str = "cpu"
+
+
+def training_key(method: str, data: TrainingSet, split: dict, config: TrainConfig, start="chgnet-0.3.0") -> str:
+    return make_key(
+        kind=KIND,
+        method=method,
+        data=data.checksum(),
+        split=split_checksum(split),
+        config=config.as_dict(),
+        start=_start_label(start),
+        code=TRAINING_CODE_VERSION,
+    )
+
+
+def run_training_task(args: TrainingArgs) -> dict:
+    """Engine function: train one method to the end (resuming its checkpoint) and return its record."""
+    if args.method in ZERO_SHOT:
+        return evaluate_zero_shot(args.data, args.split, args.method.removeprefix("zero-shot-"), args.start,
+                                  args.config.targets)  # fmt: skip
+    out = train_method(args.method, args.data, args.split, args.config, args.workdir, start=args.start,
+                       device=args.device)  # fmt: skip
+    if not out.get("finished"):
+        raise RuntimeError(f"{args.method}: run stopped after {out['epochs_done']} epochs")
+    return out
+
+
+def training_tasks(
+    data: TrainingSet,
+    split: dict,
+    config: TrainConfig,
+    methods=tuple(METHODS),
+    start="chgnet-0.3.0",
+    workroot: str | Path | None = None,
+    dataset: str = "",
+    device: str = "cpu",
+) -> list[Task]:
+    """One :class:`~uipbench.engine.Task` per method, all on the same data, split, seed and budget."""
+    root = Path(workroot) if workroot is not None else paths.results_dir() / "training"
+    tasks = []
+    for m in methods:
+        if m not in METHODS and m not in ZERO_SHOT:
+            raise KeyError(f"unknown method {m!r}; choose from {sorted(METHODS)} or {ZERO_SHOT}")
+        key = training_key(m, data, split, config, start)
+        item = f"{dataset or data.source or 'data'}:{data.functional}:seed{config.seed}:{m}"
+        args = TrainingArgs(m, data, split, config, str(root / key[:16]), start, device)
+        tasks.append(Task(key=key, kind=KIND, model=m, item=item, args=args))
+    return tasks
+
+
+def run_training_sweep(tasks: list[Task], store: ResultStore, **kw) -> RunSummary:
+    """Run the tasks not yet in ``store`` (serially by default: each training is single-threaded)."""
+    return run_tasks(run_training_task, tasks, store, desc=KIND, **kw)
