@@ -136,11 +136,14 @@ def test_settings_are_declared_per_element_set_and_variant():
     assert ins.kpt_density_per_inv_a == training.TRAINING_KDENSITY["insulator"] < hard.kpt_density_per_inv_a
 
 
-def _fake_store(tmp_path, pulay_gpa: float, kdensity: float = 1.0):
+FAKE_KW = {"kdensity": {"metal": 1.0, "insulator": 1.0}}
+
+
+def _fake_store(tmp_path, pulay_gpa: float):
     """A store of EMT 'calculations' in the records' own format, through the real tasks and keys."""
     store = ResultStore(tmp_path / f"s{pulay_gpa}.sqlite")
     (g,) = [g for g in training.groups(["Ni", "Al"], ["L1_2"], max_atoms=8)[0] if g.id == "AlNi3-L1_2"]
-    kw = {"kdensity": {"metal": kdensity, "insulator": kdensity}}
+    kw = FAKE_KW
     t = training.eos_task(g, settings_kw=kw)
     payload = training.scan_eos(t.args, lambda at: _emt(at, pulay_gpa)[::2])
     store.put(t.key, kind=t.kind, model=t.model, item=t.item, payload=payload, seconds=1.0)
@@ -168,14 +171,14 @@ def _fake_store(tmp_path, pulay_gpa: float, kdensity: float = 1.0):
 
 
 def test_export_gate_accepts_consistent_labels_and_refuses_a_pulay_stress(tmp_path):
-    frames, checks, groups, refused = training_frames(_fake_store(tmp_path, 0.0))
+    frames, checks, groups, refused = training_frames(_fake_store(tmp_path, 0.0), FAKE_KW)
     assert len(frames) == 2 and not refused
     assert groups["status"].tolist() == ["exported"]
     assert checks["residual_mev_per_atom"].abs().max() < consistency.MAX_RESIDUAL_MEV_PER_ATOM
     assert {"strain", "rattle"} == set(checks["role"])
     info = frames[0].info
     assert info["group"] == "AlNi3-L1_2" and info["variant"] == "default" and "settings_json" in info
-    frames, checks, groups, _ = training_frames(_fake_store(tmp_path, 30.0))
+    frames, checks, groups, _ = training_frames(_fake_store(tmp_path, 30.0), FAKE_KW)
     assert frames == []
     assert groups["status"].iloc[0].startswith("E-V pressure vs -dE/dV")  # refused, with its reason
     assert checks.loc[checks["role"] == "strain", "residual_mev_per_atom"].abs().min() > 1.0
@@ -236,7 +239,7 @@ def test_training_run_resumes_and_exports_one_group(tmp_path):
     assert all(x.failed == 0 for x in s.values())
     eos = store.frame(kind=training.KIND_TG_EOS)
     assert len(eos) == 1 and 0.9 < eos["scale0"].iloc[0] < 1.1  # Al near its experimental lattice constant
-    frames, checks, groups, _ = training_frames(store)
+    frames, checks, groups, _ = training_frames(store, training.CHEAP_TRAINING_KW)
     assert set(checks["role"]) == {"strain"} and set(checks["functional"]) == {"pbe", "r2scan"}
     assert groups["kpts"].iloc[0]  # one mesh for the group
     assert (frames and groups["status"].iloc[0] == "exported") or groups["status"].iloc[0].startswith(

@@ -31,6 +31,7 @@ from .consistency import (
 from .training import KIND_TG_EOS, KIND_TG_PAIRS, RETRY_VARIANTS, element_set
 
 TRAINING_FILE = "dft/pairs_training_pbe_r2scan.extxyz"
+MAX_FRAMES_PER_GROUP = 20  #: frames per group the export looks for (a run asks for fewer; the rest are absent)
 TRAINING_CHECKS_FILE = "dft/training_checks.csv"
 TRAINING_GROUPS_FILE = "dft/training_groups.csv"
 FUNCTIONALS = ("pbe", "r2scan")
@@ -39,24 +40,37 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def collect(store: ResultStore) -> dict[tuple[str, str], dict]:
-    """(group, variant) -> {"eos": payload | error, "records": {(frame id, functional): row}, "failed": {...}}."""
+def collect(
+    store: ResultStore, settings_kw: dict | None = None, n_per_group: int = MAX_FRAMES_PER_GROUP, n_check: int = 1
+) -> dict[tuple[str, str], dict]:
+    """(group, variant) -> {"eos": payload | None, "records": {(frame id, functional): payload}, "failed": {...}}.
+
+    Looked up by the keys of :func:`~uipbench.dft.training.eos_task` and :func:`~uipbench.dft.training.frame_tasks`
+    at the declared settings (``settings_kw`` as for them), so records of other settings (earlier trials, the
+    legacy code path) are never mixed into a group."""
+    from .training import eos_task, frame_tasks, groups
+
     out: dict[tuple[str, str], dict] = {}
-    eos = store.frame(kind=KIND_TG_EOS)
-    for _, r in eos.iterrows() if not eos.empty else []:
-        gid, variant = r["item"].split("|")
-        g = out.setdefault((gid, variant), {"records": {}, "failed": {}})
-        g["eos"] = r if r["status"] == "ok" else None
-        if r["status"] != "ok":
-            g["failed"]["E-V scan|pbe"] = r["error"]
-    df = store.frame(kind=KIND_TG_PAIRS)
-    for _, r in df.iterrows() if not df.empty else []:
-        fid, f, variant = r["item"].split("|")
-        g = out.setdefault((fid.split("-tg-")[0], variant), {"records": {}, "failed": {}})
-        if r["status"] == "ok":
-            g["records"][(fid, f)] = r
-        else:
-            g["failed"][f"{fid}|{f}"] = r["error"]
+    for g in groups()[0]:
+        for variant in RETRY_VARIANTS:
+            t = eos_task(g, variant, settings_kw)
+            rec = store.get(t.key, with_array=False)
+            if rec is None:
+                continue
+            entry = out.setdefault((g.id, variant), {"records": {}, "failed": {}, "eos": None})
+            if not rec.ok:
+                entry["failed"]["E-V scan|pbe"] = rec.error
+                continue
+            entry["eos"] = rec.payload
+            for ft in frame_tasks(g, rec.payload, variant, n_per_group, n_check, settings_kw=settings_kw):
+                r = store.get(ft.key, with_array=False)
+                if r is None:
+                    continue
+                fid, f, _ = ft.item.split("|")
+                if r.ok:
+                    entry["records"][(fid, f)] = r.payload
+                else:
+                    entry["failed"][f"{fid}|{f}"] = r.error
     return out
 
 
@@ -85,7 +99,7 @@ def group_checks(entry: dict) -> tuple[list[dict], dict]:
     }
     eos = entry.get("eos")
     if eos is not None:
-        p = eos.get("payload", eos)
+        p = eos
         checks = p["pressure_checks"]
         i0 = int(np.argmin([abs(c["scale"] - p["scale0"]) for c in checks])) if p.get("scale0") else len(checks) // 2
         central = checks[max(0, i0 - 1) : i0 + 2]
@@ -121,7 +135,9 @@ def gate(entry: dict, rows: list[dict], summary: dict) -> str:
     return ""
 
 
-def training_frames(store: ResultStore) -> tuple[list, pd.DataFrame, pd.DataFrame, dict]:
+def training_frames(
+    store: ResultStore, settings_kw: dict | None = None
+) -> tuple[list, pd.DataFrame, pd.DataFrame, dict]:
     """(exported ase.Atoms, check table, group table, refused frames) from the store."""
     import pandas as pd
     from ase import Atoms
@@ -129,7 +145,7 @@ def training_frames(store: ResultStore) -> tuple[list, pd.DataFrame, pd.DataFram
     from .exporting import _provenance_info, _settings_info, set_pair_labels
     from .settings import DFTSettings
 
-    entries = collect(store)
+    entries = collect(store, settings_kw)
     frames, check_rows, group_rows, refused_frames = [], [], [], {}
     order = list(RETRY_VARIANTS)
     for gid in sorted({g for g, _ in entries}):
