@@ -24,12 +24,10 @@ from uipbench.dft.pairs import (
 )
 from uipbench.dft.running import STORE_FILE
 from uipbench.dft.settings import initial_magmoms, kpt_mesh
+from uipbench.dft.surface_convergence import convergence_a0, convergence_elements, convergence_tasks
 from uipbench.dft.surfaces import (
     EV_PER_A2_TO_J_PER_M2,
     _reduce_2d,
-    convergence_a0,
-    convergence_elements,
-    convergence_tasks,
     eos_results,
     gamma_j_per_m2,
     surface_specs,

@@ -42,8 +42,9 @@ e.g. ``from uipbench.dft.pairs import pair_structures``):
   settings of each dataset, k-point meshes, initial magnetic moments, software versions;
 * :mod:`~uipbench.dft.calc`: one GPAW single point (:class:`CalcSpec`, its store key, :func:`compute`);
 * :mod:`~uipbench.dft.pairs`: dataset 1 (prototypes, strains, rattles; PBE / r2SCAN tasks; its convergence check);
-* :mod:`~uipbench.dft.surfaces`: E-V curves, slabs and oriented bulks, surface energies (dataset 2; its
-  convergence check);
+* :mod:`~uipbench.dft.eos`: PBE E-V curves and their fits (lattice constants of dataset 2, validation);
+* :mod:`~uipbench.dft.surface_convergence`: γ against cutoff, k-points, smearing, vacuum, layers;
+* :mod:`~uipbench.dft.surfaces`: slabs and oriented bulks, surface energies (dataset 2);
 * :mod:`~uipbench.dft.relax`: relaxations of chosen dataset-2 slabs (static vs relaxed γ; BFGS checkpointed);
 * :mod:`~uipbench.dft.running`: running the tasks into the store (``run_dataset``, one runner per dataset;
   ``run_pairs``, ``run_eos``, ``run_surfaces``, store first);

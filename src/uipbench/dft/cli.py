@@ -17,7 +17,7 @@ from .pairs import DEFAULT_PAIR_PROTOTYPES, PROTOTYPES
 from .relax import DEFAULT_RELAX_SLABS, FMAX_EV_PER_A, KIND_SLAB_RELAXED, MAX_STEPS
 from .running import DATASETS, RunOptions, RunResult, default_store, run_dataset
 from .settings import CHEAP_SETTINGS, DEFAULT_SETTINGS, FUNCTIONALS, PAIR_SETTINGS, SURFACE_SETTINGS, DFTSettings
-from .surfaces import CONVERGENCE_VARIANTS
+from .surface_convergence import CONVERGENCE_VARIANTS
 
 
 def _settings_from_args(args) -> DFTSettings:

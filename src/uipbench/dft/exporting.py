@@ -20,18 +20,13 @@ import numpy as np
 from .. import datasets, paths
 from ..store import ResultStore
 from .calc import KIND_BULK, KIND_EOS, KIND_PAIRS, KIND_SLAB
+from .eos import eos_results_from_frame
 from .pairs import pair_convergence_table
 from .relax import relaxed_items, relaxed_table
 from .running import default_store
 from .settings import DEFAULT_SETTINGS, PAIR_SETTINGS, SURFACE_SETTINGS, DFTSettings
-from .surfaces import (
-    convergence_a0,
-    convergence_elements,
-    convergence_table,
-    eos_results_from_frame,
-    surface_records,
-    surface_table,
-)
+from .surface_convergence import convergence_a0, convergence_elements, convergence_table
+from .surfaces import surface_records, surface_table
 
 PAIRS_FILE = "dft/pairs_pbe_r2scan.extxyz"
 SURFACES_FILE = "dft/surfaces_pbe.extxyz"

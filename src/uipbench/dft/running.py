@@ -15,6 +15,7 @@ from .. import paths
 from ..engine import RunSummary, run_tasks
 from ..store import ResultStore
 from .calc import compute_task
+from .eos import EOS_ELEMENTS, eos_results, eos_tasks
 from .pairs import (
     DEFAULT_ELEMENTS,
     DEFAULT_PAIR_PROTOTYPES,
@@ -25,20 +26,8 @@ from .pairs import (
 )
 from .relax import DEFAULT_RELAX_SLABS, FMAX_EV_PER_A, MAX_STEPS, relax_task, relax_tasks, relaxed_table
 from .settings import PAIR_SETTINGS, SURFACE_SETTINGS, DFTSettings
-from .surfaces import (
-    CONVERGENCE_VARIANTS,
-    EOS_ELEMENTS,
-    SURFACE_ELEMENTS,
-    SURFACE_FACETS,
-    convergence_a0,
-    convergence_table,
-    convergence_tasks,
-    eos_results,
-    eos_tasks,
-    resolve_tasks,
-    surface_table,
-    surface_tasks,
-)
+from .surface_convergence import CONVERGENCE_VARIANTS, convergence_a0, convergence_table, convergence_tasks
+from .surfaces import SURFACE_ELEMENTS, SURFACE_FACETS, resolve_tasks, surface_table, surface_tasks
 
 #: The DFT result store is part of the project's data, committed beside the exports: it holds hours of CPU time
 #: (every finished calculation, failures with their reasons, convergence variants), so that any machine resumes

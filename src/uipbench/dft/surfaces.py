@@ -1,7 +1,6 @@
-"""Dataset 2 and its inputs: PBE equation of state of fcc metals (:func:`eos_tasks`, :func:`eos_results`),
-static symmetric slabs and their oriented bulk references (:func:`build_slab`, :func:`surface_tasks`), surface
-energies from the store (:func:`surface_records`, :func:`surface_table`) and the surface-energy convergence
-check (:data:`CONVERGENCE_VARIANTS`, :func:`convergence_tasks`, :func:`convergence_table`).
+"""Dataset 2: static symmetric slabs and their oriented bulk references (:func:`build_slab`, :func:`surface_tasks`)
+at the lattice constants of :mod:`uipbench.dft.eos`, and surface energies from the store (:func:`surface_records`,
+:func:`surface_table`); its convergence check is :mod:`uipbench.dft.surface_convergence`.
 
 Not to be confused with :mod:`uipbench.surfaces` (the Materials Project slabs that the models are benchmarked on).
 """
@@ -10,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 import numpy as np
 
@@ -18,116 +16,12 @@ from ..engine import Task
 from ..store import ResultStore
 from ..surfaces.slabs import surface_energy_j_per_m2 as gamma_j_per_m2
 from ..units import EV_PER_A2_TO_J_PER_M2  # noqa: F401  (re-exported by uipbench.dft)
-from .calc import KIND_BULK, KIND_EOS, KIND_SLAB, CalcSpec, make_spec
-from .settings import DEFAULT_SETTINGS, SURFACE_SETTINGS, DFTSettings, kpt_mesh
+from .calc import KIND_BULK, KIND_SLAB, CalcSpec, make_spec
+from .eos import EOS_ELEMENTS, EOS_SCALES, eos_results, eos_results_from_frame, eos_structures, eos_tasks, fit_eos  # noqa: F401
+from .settings import SURFACE_SETTINGS, DFTSettings, kpt_mesh
 
 SURFACE_ELEMENTS = ("Cu", "Ag", "Au", "Pt", "Pd", "Ni", "Al", "Rh")
 SURFACE_FACETS = ((1, 1, 1), (1, 0, 0), (1, 1, 0))
-EOS_ELEMENTS = ("Cu", "Al", "Si")
-#: lattice-constant scale factors of the E-V curves (around the experimental a; PBE is ~1-2 % larger)
-EOS_SCALES = (0.98, 0.995, 1.01, 1.025, 1.04)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# equation of state
-
-
-def eos_structures(element: str, scales: Sequence[float] = EOS_SCALES) -> list[tuple[float, Any]]:
-    """(scale, primitive cell with lattice constant scale * a_exp) for an element's simple reference structure."""
-    from ase.build import bulk
-    from ase.data import atomic_numbers, reference_states
-
-    ref = reference_states[atomic_numbers[element]]
-    if ref is None or ref.get("symmetry") not in ("fcc", "bcc", "diamond", "sc"):
-        raise ValueError(f"E-V curves are implemented for cubic reference states; {element}: {ref}")
-    return [(float(s), bulk(element, a=ref["a"] * s)) for s in scales]
-
-
-def eos_tasks(
-    elements: Iterable[str], settings: DFTSettings = SURFACE_SETTINGS, scales: Sequence[float] = EOS_SCALES
-) -> list[Task]:
-    """PBE single points along the E-V curve; the k-mesh is fixed at the experimental volume for the whole curve
-    (a mesh that changed with volume would put steps into E(V))."""
-    tasks = []
-    for el in elements:
-        structs = eos_structures(el, scales)
-        ref_atoms = dict(structs)[1.0] if 1.0 in dict(structs) else structs[len(structs) // 2][1]
-        mesh = kpt_mesh(ref_atoms, settings.kpt_density_per_inv_a)
-        for s, at in structs:
-            spec = make_spec(at, "pbe", settings, kpts=mesh, stress=True, label=f"eos-{el}-{s:.3f}")
-            tasks.append(spec.task(KIND_EOS, f"{el}|{s:.3f}"))
-    return tasks
-
-
-def fit_eos(volumes_a3: Sequence[float], energies_ev: Sequence[float]) -> dict:
-    """Birch-Murnaghan fit (ASE): V0, E0, B (GPa). Raises when the minimum is outside the sampled volumes."""
-    from ase.eos import EquationOfState
-    from ase.units import GPa
-
-    v = np.asarray(volumes_a3, float)
-    e = np.asarray(energies_ev, float)
-    eos = EquationOfState(v, e, eos="birchmurnaghan")
-    v0, e0, b = eos.fit()
-    if not (v.min() < v0 < v.max()):
-        raise ValueError(f"E-V minimum {v0:.3f} Å³ outside the sampled range [{v.min():.3f}, {v.max():.3f}]")
-    return {"v0_a3": float(v0), "e0_ev": float(e0), "b_gpa": float(b / GPa)}
-
-
-def eos_results(
-    store: ResultStore,
-    settings: DFTSettings = SURFACE_SETTINGS,
-    elements: Iterable[str] | None = None,
-    min_points: int = len(EOS_SCALES),
-) -> dict[str, dict]:
-    """element -> fit (a0_a, v0_a3_per_atom, e0_ev_per_atom, b_gpa, n_points) from stored E-V points of
-    ``settings``; {'error': reason} for an element whose points are incomplete or whose fit failed.
-
-    Every consumer of the fits (:func:`surface_records`, :func:`convergence_a0`, the relaxations) takes them as an
-    optional ``eos`` argument, so one export or run fits once and passes the result down."""
-    return eos_results_from_frame(store.frame(kind=KIND_EOS), settings, elements, min_points)
-
-
-def eos_results_from_frame(
-    df,
-    settings: DFTSettings = SURFACE_SETTINGS,
-    elements: Iterable[str] | None = None,
-    min_points: int = len(EOS_SCALES),
-) -> dict[str, dict]:
-    """:func:`eos_results` from an already read ``store.frame(kind=KIND_EOS)`` (every record of the kind)."""
-    out: dict[str, dict] = {}
-    if df.empty:
-        return out
-    ok = df[df["status"] == "ok"].copy()
-    ok = ok[[s == settings.as_dict() for s in ok["settings"]]] if "settings" in ok else ok.iloc[0:0]
-    ok["element"] = ok["item"].str.split("|").str[0]
-    for el, g in ok.groupby("element", sort=True):
-        if elements is not None and el not in elements:
-            continue
-        if len(g) < min_points:  # a curve still being computed: no fit from a handful of points
-            out[el] = {"error": f"incomplete E-V curve ({len(g)} of {min_points} points)", "n_points": len(g)}
-            continue
-        nat = g["n_atoms"].to_numpy()
-        vols = [abs(np.linalg.det(np.array(c))) for c in g["cell_a"]] / nat
-        e = g["energy_ev"].to_numpy() / nat
-        try:
-            fit = fit_eos(vols, e)
-        except Exception as exc:
-            out[el] = {"error": f"{type(exc).__name__}: {exc}", "n_points": len(g)}
-            continue
-        from ase.data import atomic_numbers, reference_states
-
-        sym = reference_states[atomic_numbers[el]]["symmetry"]
-        atoms_per_conv = {"fcc": 4, "bcc": 2, "diamond": 8, "sc": 1}[sym]
-        a0 = (fit["v0_a3"] * atoms_per_conv) ** (1 / 3)
-        out[el] = {
-            "a0_a": a0,
-            "v0_a3_per_atom": fit["v0_a3"],
-            "e0_ev_per_atom": fit["e0_ev"],
-            "b_gpa": fit["b_gpa"],
-            "n_points": len(g),
-            "structure": sym,
-        }
-    return out
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -370,120 +264,6 @@ def surface_tasks(
             tasks.append(b_spec.task(KIND_BULK, f"{el}|{info['miller']}"))
             tasks.append(s_spec.task(KIND_SLAB, f"{el}|{info['miller']}"))
     return tasks, skipped
-
-
-#: settings variants of the surface-energy convergence check (all relative to DEFAULT_SETTINGS)
-CONVERGENCE_VARIANTS: dict[str, dict] = {
-    "default": {},
-    "ecut 500 eV": {"ecut_ev": 500.0},
-    "k 4.5/Å⁻¹": {"kpt_density_per_inv_a": 4.5},
-    "ecut 500 eV, k 4.5/Å⁻¹": {"ecut_ev": 500.0, "kpt_density_per_inv_a": 4.5},
-    "k 5.5/Å⁻¹": {"kpt_density_per_inv_a": 5.5},
-    "k 6.5/Å⁻¹": {"kpt_density_per_inv_a": 6.5},
-    "k 7.5/Å⁻¹": {"kpt_density_per_inv_a": 7.5},
-    "MV 0.2 eV": {"smearing_width_ev": 0.2},
-    "MV 0.2 eV, k 4.5/Å⁻¹": {"smearing_width_ev": 0.2, "kpt_density_per_inv_a": 4.5},
-    "MV 0.2 eV, k 5.5/Å⁻¹": {"smearing_width_ev": 0.2, "kpt_density_per_inv_a": 5.5},
-    "ecut 350 eV, k 3.0/Å⁻¹": {"ecut_ev": 350.0, "kpt_density_per_inv_a": 3.0},
-    "vacuum 16 Å": {"vacuum_a": 16.0},
-    "+2 layers": {"slab_layers": (("100", 8), ("110", 10), ("111", 8))},
-    "+2 layers, k 4.5/Å⁻¹": {"slab_layers": (("100", 8), ("110", 10), ("111", 8)), "kpt_density_per_inv_a": 4.5},
-}
-#: fixed lattice constant (Å) of a convergence check; elements not listed use their GPAW E-V fit (dataset 2's a0),
-#: so that the dataset-2 variant of the check *is* the production slab. Cu keeps the value its check was run with.
-CONVERGENCE_A0 = {"Cu": 3.63}
-
-
-def convergence_a0(
-    store: ResultStore, element: str, settings: DFTSettings = SURFACE_SETTINGS, eos: dict[str, dict] | None = None
-) -> float:
-    """Lattice constant of ``element``'s surface convergence check (:data:`CONVERGENCE_A0`, else its E-V fit;
-    ``eos``: the fits of :func:`eos_results` for ``settings`` when already computed)."""
-    if element in CONVERGENCE_A0:
-        return CONVERGENCE_A0[element]
-    fit = (eos if eos is not None else eos_results(store, settings, [element])).get(element, {})
-    if "a0_a" not in fit:
-        raise ValueError(
-            f"no E-V fit of {element} in the store ({fit.get('error', 'no points')}): run "
-            f"`python -m uipbench.dft run eos --elements {element}` first"
-        )
-    return slab_a0(fit)  # as in surface_tasks, so the dataset-2 variant reuses its record
-
-
-def convergence_elements(store: ResultStore) -> list[str]:
-    """Elements with surface convergence calculations in the store (slab items ``<el>|<hkl>|conv``)."""
-    df = store.frame(kind=KIND_SLAB)
-    if df.empty:
-        return []
-    return sorted({i.split("|")[0] for i in df["item"] if i.endswith("|conv")})
-
-
-def convergence_tasks(
-    element: str = "Cu",
-    a0: float = 3.63,
-    facets: Iterable[Sequence[int]] = SURFACE_FACETS,
-    variants: Iterable[str] = tuple(CONVERGENCE_VARIANTS),
-    base: DFTSettings = DEFAULT_SETTINGS,
-) -> list[Task]:
-    """Slab + oriented-bulk tasks of ``element`` at a fixed lattice constant for each settings variant (so that
-    only the numerical setting changes between rows of :func:`convergence_table`)."""
-    tasks = []
-    for v in variants:
-        st = base.replace(**CONVERGENCE_VARIANTS[v])
-        for hkl in facets:
-            s_spec, b_spec, info = surface_specs(element, hkl, a0, st)
-            tasks.append(b_spec.task(KIND_BULK, f"{element}|{info['miller']}|conv"))
-            tasks.append(s_spec.task(KIND_SLAB, f"{element}|{info['miller']}|conv"))
-    return tasks
-
-
-def convergence_table(
-    store: ResultStore,
-    element: str = "Cu",
-    a0: float = 3.63,
-    facets: Iterable[Sequence[int]] = SURFACE_FACETS,
-    variants: Iterable[str] = tuple(CONVERGENCE_VARIANTS),
-    base: DFTSettings = DEFAULT_SETTINGS,
-):
-    """γ (J/m²) per settings variant and facet from the store (missing calculations are absent rows), with the
-    difference to the default settings and the summed wall time of slab + bulk."""
-    import pandas as pd
-
-    rows = []
-    facets = list(facets)
-    for v in variants:
-        st = base.replace(**CONVERGENCE_VARIANTS[v])
-        for hkl in facets:
-            s_spec, b_spec, info = surface_specs(element, hkl, a0, st)
-            s_spec, b_spec = resolve_spec(store, s_spec, KIND_SLAB), resolve_spec(store, b_spec, KIND_BULK)
-            s = store.get(s_spec.key(KIND_SLAB), with_array=False)
-            b = store.get(b_spec.key(KIND_BULK), with_array=False)
-            if not (s and b and s.ok and b.ok):
-                continue
-            sp, bp = s.payload, b.payload
-            rows.append(
-                {
-                    "variant": v,
-                    "element": element,
-                    "miller": info["miller"],
-                    "n_layers": info["n_layers"],
-                    "ecut_ev": st.ecut_ev,
-                    "kpt_density_per_inv_a": st.kpt_density_per_inv_a,
-                    "vacuum_a": st.vacuum_a,
-                    "kpts_slab": "x".join(map(str, sp["kpts"])),
-                    "gamma_j_per_m2": gamma_j_per_m2(
-                        sp["energy_ev"], sp["n_atoms"], bp["energy_ev"] / bp["n_atoms"], info["area_a2"]
-                    ),
-                    "seconds": (s.seconds or 0) + (b.seconds or 0),
-                }
-            )
-    df = pd.DataFrame(rows)
-    if not df.empty:
-        prod = [v for v in CONVERGENCE_VARIANTS if base.replace(**CONVERGENCE_VARIANTS[v]) == SURFACE_SETTINGS]
-        df["dataset2_settings"] = df["variant"].isin(prod)
-        ref = df[df["variant"] == "default"].set_index("miller")["gamma_j_per_m2"]
-        df["delta_vs_default_j_per_m2"] = df["gamma_j_per_m2"] - df["miller"].map(ref)
-    return df
 
 
 # ----------------------------------------------------------------------------------------------------------------
