@@ -14,13 +14,14 @@ import torch
 from ase.build import bulk, fcc111
 
 from uipbench import models as M
+from uipbench import weights as W
 
 
 @pytest.fixture(scope="module")
 def tiny_mace(tmp_path_factory):
     """A one-element, one-interaction MACE built with mace's own classes and saved with torch.save."""
-    o3 = M._import("e3nn.o3")  # e3nn's packaged constants.pt is read at import: see models._import
-    modules = M._import("mace.modules")
+    o3 = W._import("e3nn.o3")  # e3nn's packaged constants.pt is read at import: see weights._import
+    modules = W._import("mace.modules")
 
     torch.manual_seed(0)
     with M.default_dtype(torch.float32):
@@ -133,7 +134,7 @@ def test_tiny_mace_through_loader_keeps_global_dtype(tiny_mace):
 def test_dtype_isolation_chgnet_unchanged_by_mace(tiny_mace):
     """CHGNet energies are bit-identical before and after a MACE model is loaded and evaluated in the process,
     and even when something else leaves torch's global default at float64 (what MACE does unguarded)."""
-    MACECalculator = M._import("mace.calculators").MACECalculator
+    MACECalculator = W._import("mace.calculators").MACECalculator
 
     chg = M.load_model("chgnet-0.3.0")
     slab = fcc111("Cu", (2, 2, 4), vacuum=6.0, periodic=True)
@@ -147,7 +148,7 @@ def test_dtype_isolation_chgnet_unchanged_by_mace(tiny_mace):
     assert chg.energy(slab) == e0
     # the hazard being guarded against: MACE releases before the fix of mace#328 (and any package that does the
     # same) leave torch's global default at float64; mace 0.3.16 restores it itself, so simulate the leak
-    with M._unsafe_torch_load():  # a whole pickled module: the test's own file
+    with W._unsafe_torch_load():  # a whole pickled module: the test's own file
         MACECalculator(model_paths=str(tiny_mace), device="cpu", default_dtype="float64")
     try:
         torch.set_default_dtype(torch.float64)
@@ -347,11 +348,11 @@ def test_download_is_verified_before_it_lands(tmp_path):
     good.write_bytes(b"weights " * 1000)
     pin = M.PinnedFile(good.as_uri(), hashlib.sha256(good.read_bytes()).hexdigest(), good.stat().st_size, "test")
     dest = tmp_path / "cache" / "file"
-    assert M._download_verified(good.as_uri(), dest, pin, "x").read_bytes() == good.read_bytes()
+    assert W._download_verified(good.as_uri(), dest, pin, "x").read_bytes() == good.read_bytes()
     marker = tmp_path / "marker"
     evil = _evil_file(tmp_path / "evil.model", marker)
     dest2 = tmp_path / "cache" / "file2"
     with pytest.raises(M.WeightsChecksumError, match="does not match its pin"):
-        M._download_verified(evil.as_uri(), dest2, pin, "x")
+        W._download_verified(evil.as_uri(), dest2, pin, "x")
     assert not dest2.exists() and sorted(p.name for p in dest.parent.iterdir()) == ["file"]  # no partial left
     assert not marker.exists()
