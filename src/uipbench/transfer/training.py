@@ -177,9 +177,6 @@ def train_method(
     ``stop_after_epochs`` ends the call after that many finished epochs (what a killed run leaves behind) and
     returns ``{"finished": False, ...}``; calling again resumes.
     """
-    import torch
-    from chgnet.trainer import Trainer
-
     from ..engine import single_thread
 
     single_thread()
@@ -188,29 +185,56 @@ def train_method(
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     signature = run_signature(method, data, split, config, _start_label(start))
+    model, parts, dropped = _prepare_model_and_parts(method, data, split, config, start)
+    state_path = workdir / "state.pt"
+    st, saved = _initial_state(state_path, signature, method, model, parts["train"])
+    frozen = apply_freeze(model, config.freeze, freeze_atomref=not method.train_atomref)
+    trainer = _make_trainer(model, config, device)
+    if saved is not None:
+        _restore(saved, model, trainer, st)
+    st.history = trainer.training_history
+    _run_epochs(method, model, trainer, parts, config, st, state_path, signature, stop_after_epochs)
+    record = _run_record(method, data, parts, config, start, dropped, frozen, st, trainer, model, device)
+    if st.epoch_done < config.epochs:
+        return {"finished": False, **record}
+    model.load_state_dict(st.best_state)
+    record.update(best_epoch=st.best_epoch, **evaluate(model, parts["test"], config.targets), finished=True)
+    return record
+
+
+def _prepare_model_and_parts(method: Method, data: TrainingSet, split: dict, config: TrainConfig, start):
+    """The start model (pretrained or re-initialised) and the split's training sets, without the structures whose
+    graph cannot be built (dropped and listed, never swapped for random ones as chgnet does)."""
     base = start_model(start)
     model = scratch_model(base, config.seed) if not method.pretrained else base
-    # structures whose graph cannot be built are dropped and listed (never swapped for random ones)
     kept, dropped = graphable_ids(model, data)
     keep = set(kept)
     parts = {k: data.subset([i for i in split[k] if i in keep]) for k in SPLITS}
     if min(len(parts[k]) for k in SPLITS) == 0:
         raise ValueError(f"an empty split after dropping {len(dropped)} structures: {[len(parts[k]) for k in SPLITS]}")
+    return model, parts, dropped
 
-    state_path = workdir / "state.pt"
+
+def _initial_state(state_path: Path, signature: str, method: Method, model, train: TrainingSet):
+    """(state, saved checkpoint or None); a new run refits the method's AtomRef on the training split only."""
+    import torch
+
     st = _State()
     saved = torch.load(state_path, map_location="cpu", weights_only=True) if state_path.exists() else None
     if saved is not None and saved["signature"] != signature:
         raise RuntimeError(f"{state_path} belongs to another run (signature differs); use another workdir")
-    if saved is None:  # AtomRef of the method, on the training split only
-        tr = parts["train"]
+    if saved is None:
         if method.atomref == "refit":
-            st.atomref = refit_atomref(model, tr.structures, tr.energies)
+            st.atomref = refit_atomref(model, train.structures, train.energies)
         elif method.atomref == "residual":
-            st.atomref = refit_atomref_residual(model, tr.structures, tr.energies)
+            st.atomref = refit_atomref_residual(model, train.structures, train.energies)
         else:
             st.atomref = {"atomref_variant": "pretrained", "elements_zeroed": []}
-    frozen = apply_freeze(model, config.freeze, freeze_atomref=not method.train_atomref)
+    return st, saved
+
+
+def _make_trainer(model, config: TrainConfig, device: str):
+    from chgnet.trainer import Trainer
 
     trainer = Trainer(
         model=model,
@@ -229,26 +253,26 @@ def train_method(
         allow_missing_labels=True,  # NaN labels (masked stresses, absent magnetic moments) leave the loss
     )
     trainer.criterion.criterion = EmptySafeLoss(trainer.criterion.criterion)
-    if saved is not None:
-        model.load_state_dict(saved["model"])
-        trainer.optimizer.load_state_dict(saved["optimizer"])
-        trainer.scheduler.load_state_dict(saved["scheduler"])
-        for k in ("epoch_done", "history", "grad_records", "epoch_seconds", "best_val_e", "best_epoch", "atomref"):
-            setattr(st, k, saved[k])
-        st.best_state = saved["best_state"]
-        trainer.training_history = st.history
-    st.history = trainer.training_history
+    return trainer
 
-    sampler = EpochPermutation(range(len(parts["train"])), config.seed)
-    train_loader = structure_loader(model, parts["train"], config.targets, config.batch_size, sampler)
-    val_loader = structure_loader(model, parts["val"], config.targets, config.batch_size)
-    n_batches = len(train_loader)
-    record_at = sorted({int(k) for k in np.arange(1, config.grad_points + 1) * n_batches // config.grad_points} - {0})
+
+def _restore(saved: dict, model, trainer, st: _State) -> None:
+    model.load_state_dict(saved["model"])
+    trainer.optimizer.load_state_dict(saved["optimizer"])
+    trainer.scheduler.load_state_dict(saved["scheduler"])
+    for k in ("epoch_done", "history", "grad_records", "epoch_seconds", "best_val_e", "best_epoch", "atomref"):
+        setattr(st, k, saved[k])
+    st.best_state = saved["best_state"]
+    trainer.training_history = st.history
+
+
+def _gradient_hook(model, st: _State, counter: dict, n_batches: int, grad_points: int):
+    """An optimizer step pre-hook recording the per-layer gradient norms at every 1/``grad_points`` of epoch 0."""
+    record_at = sorted({int(k) for k in np.arange(1, grad_points + 1) * n_batches // grad_points} - {0})
     grad_names = gradient_parameter_names(model)
     params = dict(model.named_parameters())
-    counter = {"epoch": st.epoch_done, "step": 0}
 
-    def grad_hook(optimizer, args, kwargs):
+    def hook(optimizer, args, kwargs):
         counter["step"] += 1
         if counter["epoch"] == 0 and counter["step"] in record_at:
             norms = {}
@@ -259,7 +283,18 @@ def train_method(
                 {"epoch": 0, "step": counter["step"], "fraction": counter["step"] / n_batches, "norms": norms}
             )
 
-    handle = trainer.optimizer.register_step_pre_hook(grad_hook)
+    return hook
+
+
+def _run_epochs(method, model, trainer, parts, config, st, state_path, signature, stop_after_epochs) -> None:
+    """One ``Trainer.train`` call per epoch (so the sampler is seeded per epoch), the best-validation state kept,
+    an atomic checkpoint after every epoch."""
+    sampler = EpochPermutation(range(len(parts["train"])), config.seed)
+    train_loader = structure_loader(model, parts["train"], config.targets, config.batch_size, sampler)
+    val_loader = structure_loader(model, parts["val"], config.targets, config.batch_size)
+    counter = {"epoch": st.epoch_done, "step": 0}
+    hook = _gradient_hook(model, st, counter, len(train_loader), config.grad_points)
+    handle = trainer.optimizer.register_step_pre_hook(hook)
     last = config.epochs if stop_after_epochs is None else min(config.epochs, st.epoch_done + stop_after_epochs)
     try:
         for epoch in range(st.epoch_done, last):
@@ -283,7 +318,9 @@ def train_method(
         handle.remove()
         trainer.epochs = config.epochs
 
-    record = {
+
+def _run_record(method, data, parts, config, start, dropped, frozen, st, trainer, model, device) -> dict:
+    return {
         "method": method.name,
         "description": method.description,
         "start": _start_label(start),
@@ -303,15 +340,10 @@ def train_method(
         "n_train": len(parts["train"]),
         "n_train_atoms": int(sum(len(s) for s in parts["train"].structures)),
         "gradient_records": st.grad_records,
-        "gradient_parameters": grad_names,
+        "gradient_parameters": gradient_parameter_names(model),
         "final_parameters_sha256": parameters_sha256(model),
         "device": device,
     }
-    if st.epoch_done < config.epochs:
-        return {"finished": False, **record}
-    model.load_state_dict(st.best_state)
-    record.update(best_epoch=st.best_epoch, **evaluate(model, parts["test"], config.targets), finished=True)
-    return record
 
 
 def _save_state(path: Path, signature: str, model, trainer, st: _State) -> None:
