@@ -42,11 +42,8 @@ class CalcSpec:
     kpts: tuple[int, int, int]
     stress: bool = True
     label: str = ""
-    #: reference cell (3x3, Å) whose plane waves the calculation uses (settings.basis == "fixed"); None otherwise
-    pw_cell: tuple | None = None
 
     def key(self, kind: str) -> str:
-        extra = {} if self.pw_cell is None else {"pw_cell": np.round(np.asarray(self.pw_cell, float), 6).tolist()}
         return make_key(
             kind=kind,
             code="gpaw",
@@ -56,7 +53,6 @@ class CalcSpec:
             magmoms=initial_magmoms(self.atoms, self.settings),
             stress=self.stress,
             structure=structure_hash(self.atoms),
-            **extra,
         )
 
     def task(self, kind: str, item: str) -> Task:
@@ -70,35 +66,25 @@ def make_spec(
     kpts: Sequence[int] | None = None,
     stress: bool = True,
     label: str = "",
-    pw_cell=None,
 ) -> CalcSpec:
     if functional not in FUNCTIONALS:
         raise ValueError(f"unknown functional {functional!r}; choose from {sorted(FUNCTIONALS)}")
     atoms = atoms.copy()
     atoms.calc = None
     k = tuple(int(x) for x in (kpts if kpts is not None else kpt_mesh(atoms, settings.kpt_density_per_inv_a)))
-    if (settings.basis == "fixed") != (pw_cell is not None):
-        raise ValueError("basis 'fixed' needs pw_cell (the reference cell of the plane waves), and only it takes one")
-    cell = None if pw_cell is None else tuple(tuple(float(x) for x in row) for row in np.asarray(pw_cell, float))
-    return CalcSpec(
-        atoms=atoms, functional=functional, settings=settings, kpts=k, stress=stress, label=label, pw_cell=cell
-    )
+    return CalcSpec(atoms=atoms, functional=functional, settings=settings, kpts=k, stress=stress, label=label)
 
 
 def gpaw_calculator(spec: CalcSpec, txt: str | None = None):
     """The GPAW calculator of ``spec`` (PW mode, one process): GPAW's default code, or its legacy PW code for
-    ``settings.basis`` "constant" / "fixed" (see :class:`~uipbench.dft.settings.DFTSettings`)."""
+    ``settings.basis == "constant"`` (see :class:`~uipbench.dft.settings.DFTSettings`)."""
     s = spec.settings
     magmoms = initial_magmoms(spec.atoms, s)
     if s.basis:
         from gpaw.old.calculator import GPAW
         from gpaw.old.wavefunctions.pw import PW
 
-        mode = (
-            PW(s.ecut_ev, cell=np.asarray(spec.pw_cell, float), dedecut=None)
-            if s.basis == "fixed"
-            else PW(s.ecut_ev, dedecut="estimate" if s.pulay_stress else None)
-        )
+        mode = PW(s.ecut_ev, dedecut="estimate" if s.pulay_stress else None)
     else:
         from gpaw import GPAW, PW
 

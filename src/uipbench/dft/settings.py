@@ -61,10 +61,9 @@ class DFTSettings:
     mixer: str = ""  #: "" = GPAW's default density mixer; else a name of :data:`MIXERS` (an SCF-only change)
     #: plane-wave basis: "" = GPAW's default (new) code at constant cutoff, whose ``dedecut="estimate"`` leaves the
     #: stress without its Pulay (finite-basis) part; "constant" = GPAW's legacy PW code at constant cutoff with its
-    #: estimated Pulay stress; "fixed" = legacy code with the plane waves of one reference cell
-    #: (:attr:`CalcSpec.pw_cell`). Trapezoid residual of a 1 % strain of one-atom Cu, PBE, k 2.0 (meV/atom):
-    #: 400 eV: -7.7 / -0.87 / -2.6; 500 eV: -1.44 / -0.37 / -0.26 (r2SCAN "fixed" 0.35). The training set uses
-    #: "constant".
+    #: estimated Pulay stress. Trapezoid residual of a 1 % strain of one-atom Cu, PBE, k 2.0 (meV/atom), default /
+    #: "constant": 400 eV -7.7 / -0.87; 500 eV -1.44 / -0.37 (a plane-wave set fixed to the unstrained cell, tried
+    #: and not kept: -2.6 / -0.26). The training set uses "constant".
     basis: str = ""
 
     def as_dict(self) -> dict:
@@ -86,7 +85,6 @@ class DFTSettings:
 
 #: fields omitted from :meth:`DFTSettings.as_dict` (and so from store keys) at their default value
 _LATER_FIELDS = {"mixer": "", "basis": ""}
-BASES = ("", "constant", "fixed")
 #: density mixers by name (GPAW ``mixer=`` arguments). They change how the SCF gets to the ground state, not the
 #: ground state: a converged energy does not depend on them (to the SCF tolerance).
 MIXERS: dict[str, dict] = {"robust": {"backend": "pulay", "beta": 0.02, "nmaxold": 8, "weight": 100.0}}

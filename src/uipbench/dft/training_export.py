@@ -57,7 +57,9 @@ def collect(
             rec = store.get(t.key, with_array=False)
             if rec is None:
                 continue
-            entry = out.setdefault((g.id, variant), {"records": {}, "failed": {}, "eos": None})
+            entry = out.setdefault(
+                (g.id, variant), {"species": g.species, "records": {}, "seconds": {}, "failed": {}, "eos": None}
+            )
             if not rec.ok:
                 entry["failed"]["E-V scan|pbe"] = rec.error
                 continue
@@ -69,6 +71,7 @@ def collect(
                 fid, f, _ = ft.item.split("|")
                 if r.ok:
                     entry["records"][(fid, f)] = r.payload
+                    entry["seconds"][(fid, f)] = r.seconds or 0.0
                 else:
                     entry["failed"][f"{fid}|{f}"] = r.error
     return out
@@ -136,29 +139,35 @@ def gate(entry: dict, rows: list[dict], summary: dict) -> str:
 
 
 def training_frames(
-    store: ResultStore, settings_kw: dict | None = None
+    store: ResultStore, settings_kw: dict | None = None, entries: dict | None = None
 ) -> tuple[list, pd.DataFrame, pd.DataFrame, dict]:
-    """(exported ase.Atoms, check table, group table, refused frames) from the store."""
+    """(exported ase.Atoms, check table, group table, refused frames) from the store (or from the ``entries`` of
+    :func:`collect`, when already read)."""
     import pandas as pd
     from ase import Atoms
 
     from .exporting import _provenance_info, _settings_info, set_pair_labels
     from .settings import DFTSettings
 
-    entries = collect(store, settings_kw)
+    entries = collect(store, settings_kw) if entries is None else entries
     frames, check_rows, group_rows, refused_frames = [], [], [], {}
     order = list(RETRY_VARIANTS)
     for gid in sorted({g for g, _ in entries}):
         variants = sorted((v for g, v in entries if g == gid), key=order.index)
-        chosen, reason_by_variant = None, {}
+        chosen = None
         for v in variants:
             rows, summary = group_checks(entries[(gid, v)])
             for x in rows:
                 check_rows.append({"group": gid, "variant": v, **x})
             reason = gate(entries[(gid, v)], rows, summary)
-            reason_by_variant[v] = reason
             group_rows.append(
-                {"group": gid, "variant": v, "element_set": None, "status": reason or "exported", **summary}
+                {
+                    "group": gid,
+                    "variant": v,
+                    "element_set": element_set(entries[(gid, v)]["species"]),
+                    "status": reason or "exported",
+                    **summary,
+                }
             )
             if not reason and chosen is None:
                 chosen = v
@@ -192,22 +201,15 @@ def training_frames(
             )
             frames.append(set_pair_labels(atoms, pair))
     groups = pd.DataFrame(group_rows)
-    if not groups.empty:
-        groups["element_set"] = [element_set(_species_of(g)) for g in groups["group"]]
     return frames, pd.DataFrame(check_rows), groups, refused_frames
-
-
-def _species_of(group_id: str) -> list[str]:
-    from ase.formula import Formula
-
-    return list(Formula(group_id.split("-")[0]).count())
 
 
 def export_training(store: ResultStore, out_dir: Path) -> dict:
     """Write the training-grade pairs, their check table and group table; return the manifest section."""
     from .exporting import _write_extxyz
 
-    frames, checks, groups, refused_frames = training_frames(store)
+    entries = collect(store)
+    frames, checks, groups, refused_frames = training_frames(store, entries=entries)
     _write_extxyz(frames, out_dir / TRAINING_FILE)
     if not checks.empty:
         checks.round(6).to_csv(out_dir / TRAINING_CHECKS_FILE, index=False)
@@ -224,7 +226,7 @@ def export_training(store: ResultStore, out_dir: Path) -> dict:
         seconds += float(df["seconds"].sum()) if not df.empty else 0.0
     n_exported = int((groups["status"] == "exported").sum()) if len(groups) else 0
     return {
-        "cost_projection": cost_projection(store),
+        "cost_projection": cost_projection(entries),
         "pairs": len(frames),
         "groups_exported": n_exported,
         "groups_refused": refused,
@@ -239,24 +241,27 @@ def export_training(store: ResultStore, out_dir: Path) -> dict:
     }
 
 
-def cost_projection(store: ResultStore, n_per_group: int = 5, n_check: int = 1) -> dict:
-    """Measured single-point seconds of the training set (median per element set, atoms, functional) and the
-    projected single-threaded hours of the default plan's remaining frames (every default group, ``n_per_group``
-    frames with ``n_check`` checked; E-V scans excluded, they are symmetric and cheap). Cells not yet measured
-    take the median of their element set and functional scaled linearly with the number of atoms."""
+def cost_projection(entries: dict, n_per_group: int = 5, n_check: int = 1) -> dict:
+    """Measured single-point seconds of the training set at its declared settings (median per element set, atoms,
+    functional; from the :func:`collect` ``entries``) and the projected single-threaded hours of the default
+    plan's remaining frames (every default group, ``n_per_group`` frames with ``n_check`` checked; E-V scans
+    excluded, they are symmetric and cheap). Cells not yet measured take the median of their element set and
+    functional scaled linearly with the number of atoms."""
+    import pandas as pd
+
     from .training import groups
 
-    df = store.frame(kind=KIND_TG_PAIRS)
-    ok = df[df["status"] == "ok"] if not df.empty else df
-    if ok.empty:
+    rows = [
+        {"eset": element_set(e["species"]), "n_atoms": e["records"][k]["n_atoms"], "fn": k[1], "seconds": sec}
+        for e in entries.values()
+        for k, sec in e["seconds"].items()
+    ]
+    if not rows:
         return {}
-    ok = ok.assign(
-        fn=[i.split("|")[1] for i in ok["item"]],
-        eset=[element_set(_species_of(i.split("-tg-")[0])) for i in ok["item"]],
-    )
+    ok = pd.DataFrame(rows)
     med = ok.groupby(["eset", "n_atoms", "fn"])["seconds"].median()
     per_atom = (ok["seconds"] / ok["n_atoms"]).groupby([ok["eset"], ok["fn"]]).median()
-    done = set(ok["item"].str.rsplit("|", n=1).str[0])
+    done = {(gid, k) for (gid, _), e in entries.items() for k in e["seconds"]}
     remaining_s, remaining_n = 0.0, 0
     for g in groups()[0]:
         es, n = element_set(g.species), len(g.ideal)
@@ -266,7 +271,7 @@ def cost_projection(store: ResultStore, n_per_group: int = 5, n_check: int = 1) 
         ]
         for fid in fids:
             for fn in FUNCTIONALS:
-                if f"{fid}|{fn}" in done:
+                if (g.id, (fid, fn)) in done:
                     continue
                 remaining_n += 1
                 if (es, n, fn) in med.index:
