@@ -22,7 +22,7 @@ for stage in $STAGES; do
   case "$stage" in
     label-convergence) run run label-convergence $ARGS ;;
     # shellcheck disable=SC2086
-    training) run run training --n-per-prototype "$N_PER_PROTOTYPE" --n-check 1 ${ELEMENTS:+--elements $ELEMENTS} $ARGS ;;
+    training) run run training --n-per-prototype "$N_PER_PROTOTYPE" --n-check 1 --wave "${WAVE:-4}" ${ELEMENTS:+--elements $ELEMENTS} $ARGS ;;
     *) echo "unknown stage $stage"; exit 2 ;;
   esac
   run export --out "$ROOT/data"

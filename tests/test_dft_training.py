@@ -246,8 +246,9 @@ def test_training_run_resumes_and_exports_one_group(tmp_path):
         ("check residual", "E-V pressure")
     )  # at 250 eV a refusal, with its reason, is also a valid outcome
     again = training.run_training_pairs(
-        store, ["Al"], ["ref"], n_per_group=1, n_check=1, settings_kw=training.CHEAP_TRAINING_KW, progress=False
+        store, ["Al"], ["ref"], n_per_group=1, n_check=1, settings_kw=training.CHEAP_TRAINING_KW, progress=False, wave=1
     )
+    assert all(name.startswith("wave 1/1 ") for name in again["summaries"])  # waves: the same tasks, in batches
     assert all(x.ok == 0 and x.skipped == x.total for x in again["summaries"].values())  # resumed from the store
 
 

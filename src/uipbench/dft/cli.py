@@ -13,11 +13,13 @@ from ..store import ResultStore
 from . import __doc__ as _PACKAGE_DOC
 from .calc import KIND_BULK, KIND_EOS, KIND_PAIRS, KIND_SLAB
 from .exporting import export
+from .label_convergence import KIND_LABEL_CONVERGENCE
 from .pairs import DEFAULT_PAIR_PROTOTYPES, PROTOTYPES
 from .relax import DEFAULT_RELAX_SLABS, FMAX_EV_PER_A, KIND_SLAB_RELAXED, MAX_STEPS
 from .running import DATASETS, RunOptions, RunResult, default_store, run_dataset
 from .settings import CHEAP_SETTINGS, DEFAULT_SETTINGS, FUNCTIONALS, PAIR_SETTINGS, SURFACE_SETTINGS, DFTSettings
 from .surface_convergence import CONVERGENCE_VARIANTS
+from .training import KIND_TG_EOS, KIND_TG_PAIRS
 
 
 def _settings_from_args(args) -> DFTSettings:
@@ -49,6 +51,7 @@ def _run_parser(sub) -> argparse.ArgumentParser:
     r.add_argument("--prototypes", nargs="+", default=list(DEFAULT_PAIR_PROTOTYPES), choices=PROTOTYPES)
     r.add_argument("--n-per-prototype", type=int, default=3, help="frames per prototype (pairs, training)")
     r.add_argument("--n-check", type=int, default=1, help="frames per group with check neighbours (training)")
+    r.add_argument("--wave", type=int, default=None, help="groups per wave: E-V, frames, retries (training)")
     r.add_argument("--functionals", nargs="+", default=["pbe", "r2scan"], choices=sorted(FUNCTIONALS))
     r.add_argument("--facets", nargs="+", default=["111", "100", "110"])
     r.add_argument(
@@ -106,7 +109,8 @@ def _print_run(result: RunResult) -> None:
 
 def _status(store: ResultStore) -> None:
     total = 0.0
-    for kind in (KIND_PAIRS, KIND_EOS, KIND_BULK, KIND_SLAB, KIND_SLAB_RELAXED):
+    kinds = (KIND_PAIRS, KIND_EOS, KIND_BULK, KIND_SLAB, KIND_SLAB_RELAXED, KIND_LABEL_CONVERGENCE, KIND_TG_EOS)
+    for kind in (*kinds, KIND_TG_PAIRS):
         df = store.frame(kind=kind)
         if df.empty:
             print(f"{kind:22s} none")

@@ -117,6 +117,7 @@ class RunOptions:
     seed: int = 0
     max_atoms: int = 8
     cheap: bool = False
+    wave: int | None = None  #: training: groups per wave (E-V, frames, retries), None: all groups at once
 
     def hkl(self) -> list[tuple[int, ...]]:
         return [tuple(int(c) for c in f) for f in self.facets]
@@ -172,6 +173,7 @@ def _training(store: ResultStore, o: RunOptions, kw: dict) -> RunResult:
         o.max_atoms,
         retry=True,
         settings_kw=CHEAP_TRAINING_KW if o.cheap else None,
+        wave=o.wave,
         **kw,
     )
     return RunResult(list(out["summaries"].items()), out["skipped"])

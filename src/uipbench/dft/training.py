@@ -314,15 +314,29 @@ def run_training_pairs(
     max_atoms: int = 8,
     retry: bool = True,
     settings_kw: dict | None = None,
+    wave: int | None = None,
     **kw,
 ) -> dict:
-    """E-V scans, then frames and checks breadth first, then whole-group retries with the next variant.
+    """Groups in waves of ``wave`` (None: all at once), cheapest first: per wave, E-V scans, then frames and checks
+    breadth first, then whole-group retries with the next variant. A wave ends with its groups complete, so a run
+    stopped after k waves leaves k whole waves exportable rather than many E-V scans without frames.
 
     ``settings_kw`` goes to :func:`training_settings` (tests pass a cheap ``base``); ``kw`` to ``run_tasks``."""
+    gs, skipped = groups(elements, prototypes, max_atoms)
+    size = wave or len(gs) or 1
+    summaries = {}
+    for w0 in range(0, len(gs), size):
+        part = gs[w0 : w0 + size]
+        label = f"wave {w0 // size + 1}/{-(-len(gs) // size)} " if wave else ""
+        for name, s in _run_wave(store, part, n_per_group, n_check, seed, retry, settings_kw, kw).items():
+            summaries[label + name] = s
+    return {"summaries": summaries, "skipped": skipped}
+
+
+def _run_wave(store, gs, n_per_group, n_check, seed, retry, settings_kw, kw) -> dict:
     from ..engine import run_tasks
     from .calc import compute_task
 
-    gs, skipped = groups(elements, prototypes, max_atoms)
     summaries = {}
     active = {g.id: "default" for g in gs}
     by_id = {g.id: g for g in gs}
@@ -352,4 +366,4 @@ def run_training_pairs(
             if retry and i + 1 < len(variants):
                 nxt[gid] = variants[i + 1]
         active = nxt
-    return {"summaries": summaries, "skipped": skipped}
+    return summaries
