@@ -273,3 +273,15 @@ def test_pulay_stress_closes_the_strain_check():
         )
     assert abs(res["constant"]) < 0.25 * abs(res[""])
     assert abs(res["constant"]) < 2.0
+
+
+def test_closure_order_puts_each_compound_after_its_elements():
+    gs, _ = training.groups()
+    order = [g.id for g in training.closure_order(gs)]
+    assert sorted(order) == sorted(g.id for g in gs)  # a permutation: nothing dropped or repeated
+    single = {g.species[0]: g.id for g in gs if len(set(g.species)) == 1}
+    pos = {gid: i for i, gid in enumerate(order)}
+    for g in gs:
+        for el in set(g.species) if len(set(g.species)) > 1 else ():
+            if el in single:
+                assert pos[single[el]] < pos[g.id], (g.id, el)  # every prefix holds the compound's elements

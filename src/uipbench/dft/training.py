@@ -304,6 +304,20 @@ def _breadth_first(tasks: list[Task]) -> list[Task]:
     return sorted(tasks, key=order)
 
 
+def closure_order(gs: Sequence[Group]) -> list[Group]:
+    """Groups in an order whose every prefix is usable for training: each compound (cheapest first) comes right
+    after the single-element groups of its elements, so a run stopped anywhere holds compounds together with their
+    elemental references; elements that appear in no compound come last."""
+    single = {g.species[0]: g for g in gs if len(set(g.species)) == 1}
+    out, seen = [], set()
+    for c in (g for g in gs if len(set(g.species)) > 1):  # gs is sorted by (atoms, id)
+        for g in [single[e] for e in sorted(set(c.species)) if e in single] + [c]:
+            if g.id not in seen:
+                out.append(g)
+                seen.add(g.id)
+    return out + [g for g in gs if g.id not in seen]
+
+
 def run_training_pairs(
     store: ResultStore,
     elements=DEFAULT_ELEMENTS,
@@ -317,12 +331,13 @@ def run_training_pairs(
     wave: int | None = None,
     **kw,
 ) -> dict:
-    """Groups in waves of ``wave`` (None: all at once), cheapest first: per wave, E-V scans, then frames and checks
-    breadth first, then whole-group retries with the next variant. A wave ends with its groups complete, so a run
+    """Groups in waves of ``wave`` (None: all at once) in :func:`closure_order`: per wave, E-V scans, then frames
+    and checks breadth first, then whole-group retries with the next variant. A wave ends with its groups complete, so a run
     stopped after k waves leaves k whole waves exportable rather than many E-V scans without frames.
 
     ``settings_kw`` goes to :func:`training_settings` (tests pass a cheap ``base``); ``kw`` to ``run_tasks``."""
     gs, skipped = groups(elements, prototypes, max_atoms)
+    gs = closure_order(gs)
     size = wave or len(gs) or 1
     summaries = {}
     for w0 in range(0, len(gs), size):
