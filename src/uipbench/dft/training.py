@@ -332,8 +332,8 @@ def run_training_pairs(
     **kw,
 ) -> dict:
     """Groups in waves of ``wave`` (None: all at once) in :func:`closure_order`: per wave, E-V scans, then frames
-    and checks breadth first, then whole-group retries with the next variant. A wave ends with its groups complete, so a run
-    stopped after k waves leaves k whole waves exportable rather than many E-V scans without frames.
+    and checks breadth first, then whole-group retries with the next variant. A wave ends with its groups
+    complete, so a run stopped after k waves leaves k whole waves exportable, not many E-V scans without frames.
 
     ``settings_kw`` goes to :func:`training_settings` (tests pass a cheap ``base``); ``kw`` to ``run_tasks``."""
     gs, skipped = groups(elements, prototypes, max_atoms)
