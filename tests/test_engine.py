@@ -93,6 +93,58 @@ def test_resume_after_sigkill_recomputes_only_unfinished(tmp_path):
     assert engine.run_tasks(slow, tasks, store, progress=False).skipped == 40 and not computed
 
 
+POOL_CHILD = textwrap.dedent("""
+    import os, sys, time
+    from pathlib import Path
+    from uipbench import engine
+    from uipbench.store import ResultStore, make_key
+
+    def sleeper(args):
+        Path(args["dir"], f"{os.getpid()}.pid").write_text("")
+        time.sleep(120)  # a long calculation
+        return {}
+
+    if __name__ == "__main__":  # spawned workers re-import this file
+        tasks = [engine.Task(key=make_key(kind="long", i=i), kind="long", model="", item=str(i),
+                             args={"i": i, "dir": sys.argv[2]}) for i in range(2)]
+        engine.run_tasks(sleeper, tasks, ResultStore(sys.argv[1]), backend="process", n_workers=2, progress=False)
+""")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
+def test_pool_workers_die_with_a_killed_run(tmp_path):
+    script, pids = tmp_path / "child.py", tmp_path / "pids"
+    script.write_text(POOL_CHILD)
+    pids.mkdir()
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "s.sqlite"), str(pids)])
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline and len(list(pids.glob("*.pid"))) < 2:
+            time.sleep(0.1)
+        workers = [int(p.stem) for p in pids.glob("*.pid")]
+        assert len(workers) == 2, "the pool workers did not start"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        deadline = time.time() + 10
+        while time.time() < deadline and any(_alive(w) for w in workers):
+            time.sleep(0.1)
+        assert not any(_alive(w) for w in workers)  # not left computing for nobody
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for w in [int(p.stem) for p in pids.glob("*.pid")]:
+            if _alive(w):
+                os.kill(w, signal.SIGKILL)
+
+
 def test_dask_local_cluster_matches_serial_and_records_failures(tmp_path):
     import cloudpickle
 

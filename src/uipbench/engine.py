@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -56,6 +57,28 @@ class RunSummary:
             f"{self.total} tasks: {self.skipped} from store, {self.ok} computed, {self.failed} failed; "
             f"wall {self.wall_seconds:.1f} s, in-task {self.task_seconds:.1f} s"
         )
+
+
+def die_with_parent() -> None:
+    """Linux: ask the kernel to SIGTERM this process when its parent dies. A killed run must not leave pool
+    workers computing for nobody (measured: orphaned GPAW workers ran on for minutes after their run was killed,
+    holding both cores). Elsewhere a no-op: the workers exit once the finished task finds the pipe closed."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+    except OSError:
+        pass
+    if os.getppid() == 1:  # the parent died before the call
+        os._exit(1)
+
+
+def _pool_worker_init() -> None:
+    die_with_parent()
+    single_thread()
 
 
 def single_thread() -> None:
@@ -154,7 +177,7 @@ def run_tasks(
                 record(execute(func, t))
         elif backend == "process":
             with ProcessPoolExecutor(
-                max_workers=n_workers, mp_context=get_context("spawn"), initializer=single_thread
+                max_workers=n_workers, mp_context=get_context("spawn"), initializer=_pool_worker_init
             ) as pool:
                 futures = [pool.submit(execute, func, t) for t in todo]
                 for fut in as_completed(futures):
