@@ -342,3 +342,22 @@ def test_zero_shot_residual_atomref_removes_the_functional_shift(frames):
     assert err["pretrained"].mean() > 1.0  # GPAW energies are not on the VASP/MP scale (data/dft/README)
     assert err["residual"].mean() < 0.1 * err["pretrained"].mean()
     assert res["residual"]["atomref"]["elements_zeroed"] == []
+
+
+def test_element_covered_split_holds_out_only_groups_whose_elements_stay_in_training():
+    groups = ["Al-ref", "Cu-ref", "AlCu-cesiumchloride", "Mg2-ref", "MgO-rocksalt", "Li-ref", "AgMg-cesiumchloride",
+              "Ag-ref", "Au-ref", "AuCu3-L1_2"]  # fmt: skip
+    els = {g: {"AlCu": {"Al", "Cu"}, "MgO": {"Mg", "O"}, "AgMg": {"Ag", "Mg"}, "AuCu3": {"Au", "Cu"}}.get(
+        g.split("-")[0], {g.split("-")[0].rstrip("0123456789")}) for g in groups}  # fmt: skip
+    ids = [f"{g}-{k}" for g in groups for k in range(3)]
+    fam = [g for g in groups for _ in range(3)]
+    for seed in range(20):
+        split = group_split(ids, fam, seed=seed, elements=els)
+        held = {i.rsplit("-", 1)[0] for part in ("val", "test") for i in split[part]}
+        train = {i.rsplit("-", 1)[0] for i in split["train"]}
+        assert held and not held & train
+        covered = set().union(*(els[g] for g in train))
+        assert all(els[g] <= covered for g in held), (seed, held)  # every held-out element is trained on
+        assert "Li-ref" not in held  # Li occurs in no other group
+    with pytest.raises(ValueError, match="element-covered"):
+        group_split(ids[:9], fam[:9], elements={g: els[g] for g in groups[:3]} | {"Al-ref": {"X"}})

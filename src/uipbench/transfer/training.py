@@ -59,7 +59,7 @@ from .trainer_tools import (
 )
 from .training_data import SPLITS, TrainingSet, split_checksum
 
-TRAINING_CODE_VERSION = "1"  #: part of every run's key: bump when a change moves the numbers
+TRAINING_CODE_VERSION = "2"  #: part of every run's key: bump when a change moves the numbers
 
 
 @dataclass(frozen=True)
@@ -199,7 +199,15 @@ def train_method(
         return {"finished": False, **record}
     model.load_state_dict(st.best_state)
     record.update(best_epoch=st.best_epoch, **evaluate(model, parts["test"], config.targets), finished=True)
+    record["reference_predictions"] = reference_predictions(model, data, set(dropped))
     return record
+
+
+def reference_predictions(model, data: TrainingSet, dropped=frozenset()) -> list[dict]:
+    """Energy predictions on every single-element frame of ``data`` (train, val and test): the elemental
+    references of formation energies, taken with the same model and DFT settings as the compounds."""
+    ids = [i for i, s in zip(data.ids, data.structures, strict=True) if len(s.composition) == 1 and i not in dropped]
+    return evaluate(model, data.subset(ids), targets="e")["test_predictions"] if ids else []
 
 
 def _prepare_model_and_parts(method: Method, data: TrainingSet, split: dict, config: TrainConfig, start):
@@ -395,7 +403,8 @@ def evaluate_zero_shot(
     return {"method": f"zero-shot-{atomref}", "start": _start_label(start), "functional": data.functional,
             "data_checksum": data.checksum(), "split": {k: [i for i in split[k] if i in keep] for k in SPLITS},
             "dropped": dropped, "atomref": info, "code_version": TRAINING_CODE_VERSION, "finished": True,
-            **evaluate(model, te, targets)}  # fmt: skip
+            **evaluate(model, te, targets),
+            "reference_predictions": reference_predictions(model, data, set(dropped))}  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -85,3 +85,54 @@ def training_tasks(
 def run_training_sweep(tasks: list[Task], store: ResultStore, **kw) -> RunSummary:
     """Run the tasks not yet in ``store`` (serially by default: each training is single-threaded)."""
     return run_tasks(run_training_task, tasks, store, desc=KIND, **kw)
+
+
+@dataclass
+class Sweep:
+    """What :func:`run_methods` did: the training sets per functional, the one split, the tasks, the engine
+    summary, the finished records by run name (``"<functional>/<method>"``) and the failures with their reason."""
+
+    sets: dict[str, TrainingSet]
+    split: dict[str, list[str]]
+    tasks: list[Task]
+    summary: RunSummary
+    records: dict[str, dict]
+    failures: dict[str, str]
+
+
+def run_methods(
+    frames,
+    functionals=("r2scan",),
+    methods=tuple(METHODS),
+    config: TrainConfig | None = None,
+    store: ResultStore | None = None,
+    dataset: str = "",
+    split_seed: int = 0,
+    cover_elements: bool = True,
+    **kw,
+) -> Sweep:
+    """Every method on every target functional of ``frames`` (ASE frames with ``energy_<functional>_ev`` labels),
+    on one grouped 8:1:1 split (the same structures for every functional), stored and resumable.
+    ``cover_elements``: held-out groups only among those whose elements all stay in training
+    (:func:`~uipbench.transfer.training_data.group_split`)."""
+    from .training_data import frames_to_training_set, group_split
+
+    config = config or TrainConfig()
+    store = store or ResultStore(paths.results_dir() / "training.sqlite")
+    sets = {f: frames_to_training_set(frames, f, source=dataset) for f in functionals}
+    first = sets[functionals[0]]
+    elements = {}
+    for g, st in zip(first.groups, first.structures, strict=True):
+        elements.setdefault(g, set()).update(str(e) for e in st.composition.elements)
+    split = group_split(first.ids, first.groups, seed=split_seed, elements=elements if cover_elements else None)
+    tasks = [t for f in functionals for t in training_tasks(sets[f], split, config, methods, dataset=dataset)]
+    summary = run_training_sweep(tasks, store, **kw)
+    records, failures = {}, {}
+    for t in tasks:
+        rec = store.get(t.key, with_array=False)
+        name = f"{t.args.data.functional}/{t.args.method}"
+        if rec is not None and rec.ok:
+            records[name] = rec.payload
+        else:
+            failures[name] = "not run" if rec is None else str(rec.error)
+    return Sweep(sets, split, tasks, summary, records, failures)
