@@ -117,12 +117,14 @@ def chemical_systems(compositions: Sequence) -> list[str]:
 
 
 def hull_decomposition(
-    compositions: Sequence, energies_ev_per_atom, elemental_ev_per_atom: Mapping[str, float]
+    compositions: Sequence, energies_ev_per_atom, elemental_ev_per_atom: Mapping[str, float], evaluate=None
 ) -> pd.DataFrame:
     """Formation energy, energy above the hull and decomposition energy (eV/atom) of each compound on the hull
     of ``compositions`` plus one elemental entry per element at ``elemental_ev_per_atom``.
 
-    All compositions must lie in the elements of ``elemental_ev_per_atom`` (``KeyError`` otherwise).
+    ``evaluate``: positions of the compounds to report (default all; the others still shape the hull); the
+    result is indexed by these positions. All compositions must lie in the elements of ``elemental_ev_per_atom``
+    (``KeyError`` otherwise).
     """
     from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
     from pymatgen.core import Composition
@@ -137,7 +139,8 @@ def hull_decomposition(
     elements = [PDEntry(Composition(el), float(mu)) for el, mu in elemental_ev_per_atom.items()]
     pd_ = PhaseDiagram(entries + elements)
     rows = []
-    for entry in entries:
+    evaluate = range(len(entries)) if evaluate is None else list(evaluate)
+    for entry in (entries[i] for i in evaluate):
         _, e_d = pd_.get_decomp_and_phase_separation_energy(entry)
         rows.append(
             {
@@ -146,7 +149,7 @@ def hull_decomposition(
                 "decomposition_energy_ev_per_atom": np.nan if e_d is None else float(e_d),
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, index=evaluate)
 
 
 @dataclass
@@ -168,12 +171,12 @@ def _variant_energies(data: pd.DataFrame, shift: pd.Series) -> dict[str, pd.Seri
     }
 
 
-def _why_skip(elements: list[str], energies: pd.Series, mu: pd.Series, unseen: pd.Series) -> str:
+def _why_skip(elements: list[str], energies: np.ndarray, mu: Mapping[str, float], unseen: np.ndarray) -> str:
     """'' when the hull can be built, else the reason (no elemental reference; compounds without an energy)."""
     no_ref = [el for el in elements if not np.isfinite(mu.get(el, np.nan))]
     if no_ref:
         return f"no elemental reference for {' '.join(no_ref)} (not identifiable from the table)"
-    bad = energies.isna()
+    bad = np.isnan(energies)
     if bad.any():
         els = element_order({e for u in unseen[bad] for e in u.split()})
         return (
@@ -182,10 +185,10 @@ def _why_skip(elements: list[str], energies: pd.Series, mu: pd.Series, unseen: p
     return ""
 
 
-def _system_members(systems: pd.Series) -> dict[str, pd.Index]:
-    """chemsys -> index of every compound whose elements are a subset of it."""
+def _system_members(systems: pd.Series) -> dict[str, np.ndarray]:
+    """chemsys -> positions of every compound whose elements are a subset of it."""
     sets = {s: frozenset(s.split("-")) for s in systems.unique()}
-    return {s: systems.index[[sets[t] <= els for t in systems]] for s, els in sets.items()}
+    return {s: np.flatnonzero([sets[t] <= els for t in systems]) for s, els in sets.items()}
 
 
 def decomposition_table(data: pd.DataFrame, n_splits: int = 5, seed: int = 0) -> DecompositionResult:
@@ -198,25 +201,28 @@ def decomposition_table(data: pd.DataFrame, n_splits: int = 5, seed: int = 0) ->
     shift, shift_el = heldout_shift(data, n_splits, seed)
     refs["shift_ev_per_atom"] = shift_el.reindex(refs.index)
     refs["mu_gga_shifted_ev_per_atom"] = refs["mu_gga_ev_per_atom"] + refs["shift_ev_per_atom"]
-    energies = _variant_energies(data, shift["shift_ev_per_atom"])
-    systems = pd.Series(chemical_systems(data["composition"]), index=data.index)
+    # positional arrays: pandas label look-ups in the per-system loop cost more than the hulls
+    energies = {v: e.to_numpy(dtype=float) for v, e in _variant_energies(data, shift["shift_ev_per_atom"]).items()}
+    mus = {v: refs[col].to_dict() for v, col in ENDPOINTS.items()}
+    comps, unseen = list(data["composition"]), shift["unseen_elements"].to_numpy()
+    systems = pd.Series(chemical_systems(comps), index=data.index)
     table = pd.concat([pd.DataFrame({"formula": data["formula"], "chemsys": systems}), shift], axis=1)
     table["n_elements"] = systems.str.count("-") + 1
     members = _system_members(systems)
     table["n_hull_compounds"] = systems.map({s: len(m) for s, m in members.items()})
     skipped, parts = [], {v: [] for v in VARIANTS}
     for chemsys, idx in sorted(members.items()):
-        own = systems.index[systems == chemsys]
+        own = np.flatnonzero(systems.to_numpy()[idx] == chemsys)  # positions within idx
         elements = chemsys.split("-")
         for v in VARIANTS:
-            mu = refs[ENDPOINTS[v]]
-            why = _why_skip(elements, energies[v].loc[idx], mu, shift.loc[idx, "unseen_elements"])
+            why = _why_skip(elements, energies[v][idx], mus[v], unseen[idx])
             if why:
                 skipped.append({"chemsys": chemsys, "variant": v, "n_compounds": len(own), "reason": why})
                 continue
-            res = hull_decomposition(data.loc[idx, "composition"], energies[v].loc[idx], mu[elements].to_dict())
-            res.index = idx
-            parts[v].append(res.loc[own])
+            mu = {el: mus[v][el] for el in elements}
+            res = hull_decomposition([comps[i] for i in idx], energies[v][idx], mu, evaluate=own)
+            res.index = data.index[idx[own]]
+            parts[v].append(res)
     for v in VARIANTS:
         res = pd.concat(parts[v]) if parts[v] else pd.DataFrame(columns=["decomposition_energy_ev_per_atom"])
         for col in res.columns:
