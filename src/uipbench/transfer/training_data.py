@@ -15,10 +15,9 @@ splits), seeded, and returns ids, so the split can be stored with the results.
 
 from __future__ import annotations
 
-from collections import Counter
-
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
