@@ -344,20 +344,25 @@ def test_zero_shot_residual_atomref_removes_the_functional_shift(frames):
     assert res["residual"]["atomref"]["elements_zeroed"] == []
 
 
-def test_element_covered_split_holds_out_only_groups_whose_elements_stay_in_training():
+def test_composition_covered_split_holds_out_only_groups_the_training_data_determine():
+    from pymatgen.core import Composition
+
     groups = ["Al-ref", "Cu-ref", "AlCu-cesiumchloride", "Mg2-ref", "MgO-rocksalt", "Li-ref", "AgMg-cesiumchloride",
-              "Ag-ref", "Au-ref", "AuCu3-L1_2"]  # fmt: skip
-    els = {g: {"AlCu": {"Al", "Cu"}, "MgO": {"Mg", "O"}, "AgMg": {"Ag", "Mg"}, "AuCu3": {"Au", "Cu"}}.get(
-        g.split("-")[0], {g.split("-")[0].rstrip("0123456789")}) for g in groups}  # fmt: skip
+              "Ag-ref", "Au-ref", "AuCu3-L1_2", "PtNi3-L1_2"]  # fmt: skip
+    comps = {g: {str(e): x for e, x in Composition(g.split("-")[0]).fractional_composition.items()} for g in groups}
     ids = [f"{g}-{k}" for g in groups for k in range(3)]
     fam = [g for g in groups for _ in range(3)]
-    for seed in range(20):
-        split = group_split(ids, fam, seed=seed, elements=els)
+    for seed in range(30):
+        split = group_split(ids, fam, seed=seed, fractions=(0.6, 0.2, 0.2), compositions=comps)
         held = {i.rsplit("-", 1)[0] for part in ("val", "test") for i in split[part]}
         train = {i.rsplit("-", 1)[0] for i in split["train"]}
         assert held and not held & train
-        covered = set().union(*(els[g] for g in train))
-        assert all(els[g] <= covered for g in held), (seed, held)  # every held-out element is trained on
-        assert "Li-ref" not in held  # Li occurs in no other group
-    with pytest.raises(ValueError, match="element-covered"):
-        group_split(ids[:9], fam[:9], elements={g: els[g] for g in groups[:3]} | {"Al-ref": {"X"}})
+        els = sorted({e for c in comps.values() for e in c})
+        X = np.array([[comps[g].get(e, 0) for e in els] for g in train])
+        for g in held:  # in the span of the training compositions: its AtomRef energy is determined
+            x = np.array([comps[g].get(e, 0) for e in els])
+            assert np.linalg.matrix_rank(np.vstack([X, x])) == np.linalg.matrix_rank(X), (seed, g)
+        assert not held & {"Li-ref", "MgO-rocksalt", "PtNi3-L1_2"}  # Li, O and Pt/Ni occur nowhere else
+    only_compound = {g: comps[g] for g in ["Au-ref", "AuCu3-L1_2", "Al-ref", "AlCu-cesiumchloride"]}
+    with pytest.raises(ValueError, match="composition-covered"):  # one held out, no second is determined by the rest
+        group_split([f"{g}-0" for g in only_compound], list(only_compound), compositions=only_compound)

@@ -44,6 +44,29 @@ def label(method: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# the split
+
+
+def split_table(sweep) -> pd.DataFrame:
+    """One row per split part of a :class:`~uipbench.transfer.training_runs.Sweep`: frames, groups and elements."""
+    data = next(iter(sweep.sets.values()))
+    group_of = dict(zip(data.ids, data.groups, strict=True))
+    els_of = {i: {str(e) for e in s.composition.elements} for i, s in zip(data.ids, data.structures, strict=True)}
+    rows = []
+    for part, ids in sweep.split.items():
+        gs = sorted({group_of[i] for i in ids})
+        rows.append({"part": part, "frames": len(ids), "groups": len(gs),
+                     "elements": " ".join(sorted(set().union(*(els_of[i] for i in ids)))) if ids else "",
+                     "group ids": ", ".join(gs)})  # fmt: skip
+    return pd.DataFrame(rows).set_index("part")
+
+
+def split_counts(sweep) -> dict[str, dict[str, int]]:
+    t = split_table(sweep)
+    return {p: {"frames": int(r["frames"]), "groups": int(r["groups"])} for p, r in t.iterrows()}
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # per-frame errors from a record
 
 

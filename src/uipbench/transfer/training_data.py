@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -179,16 +178,18 @@ def group_split(
     groups: Sequence[str],
     seed: int = 0,
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
-    elements: Mapping[str, Iterable[str]] | None = None,
+    compositions: Mapping[str, Mapping[str, float]] | None = None,
 ) -> dict[str, list[str]]:
     """Seeded split of ``ids`` into train/val/test by group (8:1:1 of the groups by default).
 
     Groups are sorted, permuted with ``numpy.random.default_rng(seed)`` and cut at the cumulative fractions (each
-    of val and test gets at least one group when there are three or more). With ``elements`` (group -> its
-    elements), test and then val groups are taken in that order only among groups whose every element also occurs
-    in a group that stays in training: the AtomRef of a held-out element is not defined by the training data (an
-    energy error of eV/atom measures that, not the model), which in a small dataset of elemental solids and few
-    compounds would dominate every MAE. Returns ``{"train": ids, "val": ids, "test": ids}``, in the order of ``ids``.
+    of val and test gets at least one group when there are three or more). With ``compositions`` (group -> its
+    atomic fractions), test and then val groups are taken in that order only among groups whose composition lies
+    in the span of the compositions that stay in training, i.e. whose composition-linear reference energy (AtomRef)
+    the training data determine. An element seen only in a held-out group, or only in one training compound with
+    another otherwise unseen element (Au and Cu only in AuCu3), leaves that reference undetermined, and an energy
+    error of eV/atom would measure that, not the model; in a small set of elemental solids and a few compounds it
+    would dominate every MAE. Returns ``{"train": ids, "val": ids, "test": ids}``, in the order of ``ids``.
     """
     if len(ids) != len(groups):
         raise ValueError(f"{len(ids)} ids but {len(groups)} groups")
@@ -203,7 +204,7 @@ def group_split(
     n_test = max(1, int(round(fractions[2] * n)))
     if n - n_val - n_test < 1:
         raise ValueError(f"{n} groups leave no training group at fractions {fractions}")
-    held = _held_out(order, n_val, n_test, elements)
+    held = _held_out(order, n_val, n_test, compositions)
     which = {g: "train" for g in order} | {g: part for part, gs in held.items() for g in gs}
     out: dict[str, list[str]] = {k: [] for k in SPLITS}
     for i, g in zip(ids, groups, strict=True):
@@ -211,23 +212,33 @@ def group_split(
     return out
 
 
-def _held_out(order: list[str], n_val: int, n_test: int, elements) -> dict[str, list[str]]:
-    if elements is None:
+def _held_out(order: list[str], n_val: int, n_test: int, compositions) -> dict[str, list[str]]:
+    if compositions is None:
         return {"test": order[len(order) - n_test :], "val": order[len(order) - n_test - n_val : len(order) - n_test]}
-    els = {g: set(elements[g]) for g in order}
-    in_train = Counter(e for g in order for e in els[g])  # training groups holding each element
+    elements = sorted({e for g in order for e in compositions[g]})
+    vec = {g: np.array([float(compositions[g].get(e, 0.0)) for e in elements]) for g in order}
+    train = set(order)
     held: dict[str, list[str]] = {"test": [], "val": []}
-    for g in reversed(order):  # the same end of the permutation as without ``elements``
+    for g in reversed(order):  # the same end of the permutation as without ``compositions``
         part = "test" if len(held["test"]) < n_test else "val" if len(held["val"]) < n_val else None
         if part is None:
             break
-        if all(in_train[e] > 1 for e in els[g]):
+        rest = np.array([vec[h] for h in order if h in train and h != g])
+        if len(rest) and np.linalg.matrix_rank(np.vstack([rest, vec[g]])) == np.linalg.matrix_rank(rest):
             held[part].append(g)
-            in_train.subtract(els[g])
-    if not held["test"] or not held["val"]:
+            train.discard(g)
+    # a later removal can only shrink the training span: re-check the earlier picks against the final one
+    final = np.array([vec[h] for h in order if h in train])
+    r = np.linalg.matrix_rank(final)
+    if (
+        not held["test"]
+        or not held["val"]
+        or any(np.linalg.matrix_rank(np.vstack([final, vec[g]])) > r for gs in held.values() for g in gs)
+    ):
         raise ValueError(
-            f"only {len(held['test']) + len(held['val'])} of {len(order)} groups have all their elements in other "
-            "groups: no element-covered val and test split (add compounds or pass elements=None)"
+            f"{len(held['test'])} test and {len(held['val'])} val groups of {len(order)} have compositions that the "
+            "remaining training groups determine: no composition-covered split (add compounds and elemental "
+            "references, or pass compositions=None)"
         )
     return held
 

@@ -113,7 +113,7 @@ def run_methods(
 ) -> Sweep:
     """Every method on every target functional of ``frames`` (ASE frames with ``energy_<functional>_ev`` labels),
     on one grouped 8:1:1 split (the same structures for every functional), stored and resumable.
-    ``cover_elements``: held-out groups only among those whose elements all stay in training
+    ``cover_elements``: held-out groups only among those whose composition the training groups determine
     (:func:`~uipbench.transfer.training_data.group_split`)."""
     from .training_data import frames_to_training_set, group_split
 
@@ -121,10 +121,9 @@ def run_methods(
     store = store or ResultStore(paths.results_dir() / "training.sqlite")
     sets = {f: frames_to_training_set(frames, f, source=dataset) for f in functionals}
     first = sets[functionals[0]]
-    elements = {}
-    for g, st in zip(first.groups, first.structures, strict=True):
-        elements.setdefault(g, set()).update(str(e) for e in st.composition.elements)
-    split = group_split(first.ids, first.groups, seed=split_seed, elements=elements if cover_elements else None)
+    comps = {g: {str(e): x for e, x in st.composition.fractional_composition.items()}
+             for g, st in zip(first.groups, first.structures, strict=True)}  # fmt: skip
+    split = group_split(first.ids, first.groups, seed=split_seed, compositions=comps if cover_elements else None)
     tasks = [t for f in functionals for t in training_tasks(sets[f], split, config, methods, dataset=dataset)]
     summary = run_training_sweep(tasks, store, **kw)
     records, failures = {}, {}
@@ -136,3 +135,16 @@ def run_methods(
         else:
             failures[name] = "not run" if rec is None else str(rec.error)
     return Sweep(sets, split, tasks, summary, records, failures)
+
+
+def load_training_frames(dataset: str, limit: int | None = None) -> list:
+    """Frames of a registered dataset with paired labels (the project's GPAW pairs), or ``"mp-r2scan"`` (the
+    paper's set: downloaded, verified and cached by :func:`~uipbench.transfer.mp_r2scan.load_mp_r2scan`)."""
+    if dataset == "mp-r2scan":
+        from .mp_r2scan import load_mp_r2scan
+
+        return load_mp_r2scan(limit=limit)
+    from .. import datasets
+
+    frames = datasets.load(dataset)
+    return frames[:limit] if limit else frames
