@@ -112,3 +112,16 @@ def test_datasets_chapter_numbers(quick_outputs, data_dir):
         full = figures.load_metrics("00_datasets", committed.parent)
         full.pop("provenance"), quick.pop("provenance")
         assert full == quick
+
+
+def test_data_dir_defaults_to_shared_data_beside_the_checkout(monkeypatch):
+    from uipbench import paths
+
+    monkeypatch.delenv("UIPBENCH_DATA", raising=False)
+    expected = paths.SHARED_DATA if (paths.SHARED_DATA / "MANIFEST.tsv").is_file() else None
+    if expected is None:
+        assert paths.data_dir().name == "data" and "shared" not in paths.data_dir().parts[-2:]
+    else:
+        assert paths.data_dir() == expected  # the README's default, also outside make
+    monkeypatch.setenv("UIPBENCH_DATA", "/somewhere/else")
+    assert paths.data_dir() == Path("/somewhere/else")

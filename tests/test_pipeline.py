@@ -150,3 +150,37 @@ def test_custom_parameters_write_to_their_own_directory(tmp_path, monkeypatch, c
     elsewhere = tmp_path / "mine"
     assert pipeline.main(["--profile", "quick", "--quiet", "-p", "00_m.x=7", "--figures-dir", str(elsewhere)]) == 0
     assert json.loads((elsewhere / "00_m_metrics.json").read_text())["x"] == 7
+
+
+@pytest.mark.slow
+def test_ctrl_c_ends_with_the_runners_message_and_exit_code_130(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    marker = tmp_path / "started"
+    _write_nb(
+        nbs / "00_slow.ipynb",
+        ["x = 1", f"import pathlib, time\npathlib.Path({str(marker)!r}).touch()\ntime.sleep(120)"],
+    )
+    (tmp_path / "profiles.yaml").write_text("quick:\n  notebooks: {}\n")
+    code = (f"from pathlib import Path; from uipbench import paths, pipeline; paths.NOTEBOOKS = Path({str(nbs)!r}); "
+            f"paths.PROFILES = Path({str(tmp_path / 'profiles.yaml')!r}); "
+            "raise SystemExit(pipeline.main(['--quiet']))")  # fmt: skip
+    env = {**os.environ, "UIPBENCH_BUILD": str(tmp_path / "build"), "UIPBENCH_FIGURES": str(tmp_path / "f"),
+           "UIPBENCH_RESULTS": str(tmp_path / "r")}  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True)
+    partial = tmp_path / "build" / "quick" / "00_slow.ipynb"
+    deadline = time.time() + 90
+    while time.time() < deadline and not marker.exists():  # the kernel is inside the notebook's cell
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "interrupted in notebook 00_slow" in err and str(partial) in err
+    assert "KeyboardInterrupt" not in err and "asyncio" not in err, err  # no traceback of the runner itself
+    assert err.strip().splitlines()[-1].startswith("interrupted in notebook 00_slow")  # its message comes last

@@ -29,9 +29,20 @@ def _env_path(var: str, default: Path) -> Path:
     return Path(value).expanduser().resolve() if value else default
 
 
+#: the shared data directory beside a checkout (``../shared/data`` with its MANIFEST.tsv), as the Makefile uses it
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
 def data_dir() -> Path:
-    """Directory with the registered datasets (``UIPBENCH_DATA``), read at call time so tests can change it."""
-    return _env_path("UIPBENCH_DATA", Path(platformdirs.user_cache_dir("uipbench")) / "data")
+    """Directory with the registered datasets, read at call time so tests can change it: ``UIPBENCH_DATA`` if set,
+    else ``../shared/data`` beside the repository when it holds a ``MANIFEST.tsv`` (the same rule as the
+    Makefile's), else the user cache directory (where downloads go)."""
+    default = (
+        SHARED_DATA
+        if (SHARED_DATA / "MANIFEST.tsv").is_file()
+        else Path(platformdirs.user_cache_dir("uipbench")) / "data"
+    )
+    return _env_path("UIPBENCH_DATA", default)
 
 
 def results_dir() -> Path:

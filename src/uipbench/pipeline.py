@@ -50,6 +50,17 @@ class NotebookFailure(Exception):
         return f"notebook {self.notebook} failed in {where}: {self.error}\n  partial output kept at {self.partial}"
 
 
+@dataclass
+class Interrupted(Exception):
+    """Ctrl-C (SIGINT) during a notebook: which one, and where its partial output is."""
+
+    notebook: str
+    partial: Path
+
+    def __str__(self) -> str:
+        return f"interrupted in notebook {self.notebook}; partial output kept at {self.partial}"
+
+
 def load_profiles(path: Path | None = None) -> dict:
     with open(path or paths.PROFILES) as f:
         return yaml.safe_load(f)
@@ -393,7 +404,10 @@ def run(
             os.environ["UIPBENCH_PARAMETERS_CUSTOM"] = "1" if src.stem in custom else "0"
             print(f"[{i}/{len(sources)}] {src.stem} (profile {profile}) parameters={params}", flush=True)
             t0 = time.perf_counter()
-            executed.append(run_notebook(src, out_dir / src.name, params, log_output=log_output))
+            try:
+                executed.append(run_notebook(src, out_dir / src.name, params, log_output=log_output))
+            except KeyboardInterrupt:
+                raise Interrupted(src.stem, out_dir / src.name) from None
             took = time.perf_counter() - t0
             print(f"[{i}/{len(sources)}] {src.stem} done in {took:.1f} s -> {executed[-1]}", flush=True)
     finally:
@@ -455,6 +469,9 @@ def main(argv: list[str] | None = None) -> int:
     except NotebookFailure as failure:
         print(f"FAILED: {failure}", file=sys.stderr, flush=True)
         return 1
+    except (Interrupted, KeyboardInterrupt) as stop:
+        print(f"{stop or 'interrupted before any notebook started'}", file=sys.stderr, flush=True)
+        return 130  # 128 + SIGINT, as a shell reports it
     return 0
 
 
