@@ -227,3 +227,38 @@ def test_real_slabs_ouc_and_mp_match():
         assert m["matched"], (sid, m)
         assert abs(m["volume_ratio"] - 1) < 0.04
         assert -10 < m["eps_dft_ev_per_atom"] < -1
+
+
+def test_slab_sanity_refuses_truncated_garbage_and_overlapping_cifs(tmp_path, data_dir):
+    from uipbench.surfaces.slabs import SlabSanityError, check_slab, read_checked_slab, read_slab
+
+    src = data_dir / "se-cgcnn" / "surface_property2" / "100Ag11-20.cif"
+    lines = src.read_text().splitlines(keepends=True)
+    good = read_slab(src)
+    check_slab(good, src, "Ag")  # the real file passes
+    cut = tmp_path / "cut.cif"
+    cut.write_text("".join(lines[:-4]))  # cut at a line boundary: still parses, 4 atoms short
+    with pytest.raises(SlabSanityError, match="declares"):
+        check_slab(read_slab(cut), cut, "Ag")
+    with pytest.raises(SlabSanityError, match="expected only Cu"):
+        check_slab(good, src, "Cu")
+    crowded = good.copy()
+    crowded.positions[1] = crowded.positions[0] + [0.5, 0, 0]
+    with pytest.raises(SlabSanityError, match="apart"):
+        check_slab(crowded)
+    filled = good.copy()
+    filled.set_cell(filled.cell[:] * [1, 1, 0.45], scale_atoms=False)  # no vacuum left
+    with pytest.raises(SlabSanityError):
+        check_slab(filled)
+    garbage = tmp_path / "garbage.cif"
+    garbage.write_text("data_x\n_cell_length_a 3\nloop_\n_atom_site_label\nnonsense\n")
+    for path, why in ((src, ""), (cut, "declares"), (garbage, "CIF")):
+        atoms, error = read_checked_slab(path, "Ag")
+        assert (atoms is None) == bool(why) and why in error and (error or atoms is not None)  # always a reason
+
+
+def test_all_801_mp_slabs_pass_the_sanity_checks(data_dir):
+    from uipbench.surfaces.slabs import load_slabs
+
+    t = load_slabs()
+    assert len(t) == 801 and (t["parse_error"] == "").all(), t.loc[t["parse_error"] != "", "parse_error"].tolist()
