@@ -233,3 +233,21 @@ def test_maths_render_offline_in_headless_chromium(served_book, built_book, tmp_
     rendered = dom.count("<mjx-container")
     assert rendered == n_maths, f"{page}: MathJax typeset {rendered} of {n_maths} formulas"
     assert 'jax="CHTML"' in dom and "<mjx-merror" not in dom, "MathJax rendered an error"
+
+
+@pytest.mark.book
+def test_pages_show_no_progress_bars_machine_paths_or_stray_warnings(built_book):
+    """Issue 12: progress to the terminal, paths relative to the repository, known warnings filtered at the source."""
+    import nbformat
+
+    executed = sorted((paths.build_dir() / "quick").glob("*.ipynb"))
+    assert executed
+    machine = [str(ROOT), str(Path.home()), "site-packages"]
+    for nb_path in executed:
+        for i, cell in enumerate(nbformat.read(nb_path, as_version=4).cells):
+            for out in cell.get("outputs", []):
+                text = out.get("text", "") + str(out.get("data", {}).get("text/plain", ""))
+                assert not re.search(r"\d+(\.\d+)?(it/s|s/it)\]", text), f"{nb_path.name} cell {i}: a progress bar"
+                leaked = [m for m in machine if m in text]
+                assert not leaked, f"{nb_path.name} cell {i}: {leaked} in {text[:300]!r}"
+                assert "Warning" not in text, f"{nb_path.name} cell {i}: {text[:300]!r}"

@@ -73,3 +73,19 @@ def test_notebooks_read_no_committed_outputs():
         text = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
         assert "read_csv(" not in text or "figures_dir" not in text, path.name
         assert "load_metrics(" not in text, path.name
+
+
+def test_known_third_party_warnings_are_filtered_and_others_still_show():
+    import warnings
+
+    import uipbench  # installs the filters
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        import importlib
+
+        importlib.reload(uipbench)
+        warnings.warn("libxc should be compiled with --disable-fhc otherwise SCF might not converge.", stacklevel=1)
+        warnings.warn("something the project must see", stacklevel=1)
+    texts = [str(w.message) for w in caught]
+    assert texts == ["something the project must see"]

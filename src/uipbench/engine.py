@@ -59,6 +59,15 @@ class RunSummary:
         )
 
 
+def progress_stream():
+    """Where progress bars go: the terminal. Inside a Jupyter kernel (papermill, the book) that is the kernel
+    process's own stderr (``sys.__stderr__``, the runner's terminal), not the cell output, so executed chapters
+    keep one summary line per run instead of hundreds of bar refreshes."""
+    if "ipykernel" in sys.modules and sys.__stderr__ is not None:
+        return sys.__stderr__
+    return sys.stderr
+
+
 def die_with_parent() -> None:
     """Linux: ask the kernel to SIGTERM this process when its parent dies. A killed run must not leave pool
     workers computing for nobody (measured: orphaned GPAW workers ran on for minutes after their run was killed,
@@ -144,6 +153,7 @@ def run_tasks(
         disable=not progress or not todo,
         smoothing=0.05,
         mininterval=2.0,
+        file=progress_stream(),
     )
 
     def record(result: tuple) -> None:

@@ -57,8 +57,16 @@ _PNG_METADATA = {"Software": None}
 _SVG_METADATA = {"Date": None, "Creator": None}
 
 
+class SavedPath(type(Path())):
+    """A written file's path that shows itself as ``saved figures/x.csv`` (cells that end with a save call print it
+    on the page: relative, not the machine's absolute path)."""
+
+    def __repr__(self) -> str:
+        return f"saved {paths.shown(self)}"
+
+
 def out_dir() -> Path:
-    d = paths.figures_dir()
+    d = SavedPath(paths.figures_dir())  # every file path under it shows itself relative (SavedPath)
     d.mkdir(parents=True, exist_ok=True)
     return d
 

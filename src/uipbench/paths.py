@@ -58,3 +58,16 @@ def figures_dir() -> Path:
 def build_dir() -> Path:
     """Directory of executed notebooks (``UIPBENCH_BUILD``)."""
     return _env_path("UIPBENCH_BUILD", ROOT / "_build" / "notebooks")
+
+
+def shown(path) -> str:
+    """``path`` as a page may print it: relative to the repository (``figures/x.csv``), to the data directory
+    (``$UIPBENCH_DATA/x``) or to the home directory (``~/x``), never the absolute path of the machine that ran."""
+    p = Path(path).expanduser().resolve()
+    for base, label in ((ROOT, ""), (data_dir().resolve(), "$UIPBENCH_DATA/"), (Path.home().resolve(), "~/")):
+        try:
+            rel = p.relative_to(base)
+        except ValueError:
+            continue
+        return f"{label}{rel}" if label or str(rel) != "." else "."
+    return p.name if p.is_absolute() else str(p)

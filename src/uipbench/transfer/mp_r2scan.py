@@ -35,6 +35,7 @@ import numpy as np
 
 from .. import paths
 from ..datasets import ChecksumError, DataNotFoundError
+from ..engine import progress_stream
 from ..parsers import DataFormatError
 
 ARTICLE_ID = 28245650
@@ -146,7 +147,7 @@ def download_file(f: RecordFile, dest_dir: Path, timeout: float = 60.0, progress
                 with (
                     open(part, mode) as out,
                     tqdm(total=f.size, initial=have if resumed else 0, unit="B", unit_scale=True, desc=f.name,
-                         disable=not progress, mininterval=2.0) as bar,
+                         disable=not progress, mininterval=2.0, file=progress_stream()) as bar,
                 ):  # fmt: skip
                     for block in iter(lambda: r.read(1 << 20), b""):
                         out.write(block)

@@ -32,7 +32,8 @@ def start_model(start="chgnet-0.3.0"):
 
     if get_spec(start).family != "chgnet":
         raise ValueError(f"{start!r} is not a CHGNet model")
-    return CHGNet.from_file(str(weights_files(start)[0]), verbose=False)
+    with contextlib.redirect_stdout(io.StringIO()):  # "CHGNet initialized with ... parameters", once per run
+        return CHGNet.from_file(str(weights_files(start)[0]), verbose=False)
 
 
 def scratch_model(like, seed: int):
