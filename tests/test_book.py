@@ -251,3 +251,34 @@ def test_pages_show_no_progress_bars_machine_paths_or_stray_warnings(built_book)
                 leaked = [m for m in machine if m in text]
                 assert not leaked, f"{nb_path.name} cell {i}: {leaked} in {text[:300]!r}"
                 assert "Warning" not in text, f"{nb_path.name} cell {i}: {text[:300]!r}"
+
+
+@pytest.mark.book
+def test_every_chapter_opens_with_a_banner_of_its_profile_and_hardware(built_book):
+    import nbformat
+
+    staged = sorted((built_book.parents[2] / "stage" / "notebooks").glob("*.ipynb"))
+    assert staged, built_book
+    for nb_path in staged:
+        cells = nbformat.read(nb_path, as_version=4).cells
+        assert "run-banner" in cells[1].metadata.get("tags", []), nb_path.name
+        assert "profile `quick`" in cells[1].source and "cores" in cells[1].source, (nb_path.name, cells[1].source)
+
+
+def test_banner_states_profile_hardware_and_packages(tmp_path, monkeypatch):
+    import json
+
+    import nbformat
+
+    figs = tmp_path / "figs"
+    figs.mkdir()
+    prov = {"cpu": "Test CPU", "cpu_cores": 2, "gpu": None, "profile": "quick", "packages": {"torch": "2.13.0"}}
+    (figs / "05_x_metrics.json").write_text(json.dumps({"provenance": prov}))
+    monkeypatch.setenv("UIPBENCH_FIGURES", str(figs))
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# T"), nbformat.v4.new_markdown_cell("x")])
+    nbformat.write(nb, tmp_path / "05_x.ipynb")
+    book._stage_with_banner(tmp_path / "05_x.ipynb", tmp_path / "out.ipynb", "quick")
+    cell = nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[1]
+    assert "run-banner" in cell.metadata["tags"]
+    assert "profile `quick` on Test CPU (2 cores), no GPU; torch 2.13.0" in cell.source
+    assert "hardware is not recorded" in book.banner("06_none", "quick")

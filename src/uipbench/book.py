@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import os
 import re
 import shutil
 import subprocess
@@ -75,13 +76,41 @@ def stage(profile: str, stage_dir: Path | None = None, executed_dir: Path | None
         if not src.exists():
             missing.append(str(src))
             continue
-        shutil.copy2(src, stage_dir / "notebooks" / src.name)
+        _stage_with_banner(src, stage_dir / "notebooks" / src.name, profile)
     if missing:
         raise FileNotFoundError(
             f"executed notebooks missing for the book: {missing}; run "
             f"`python -m uipbench.pipeline --profile {profile}` first"
         )
     return stage_dir
+
+
+def banner(stem: str, profile: str) -> str:
+    """The line a chapter opens with: its profile and the hardware and packages its metrics file records."""
+    import json
+
+    prof = (yaml.safe_load(paths.PROFILES.read_text()) or {}).get(profile) or {}
+    fig_dir = os.environ.get("UIPBENCH_FIGURES") or prof.get("figures_dir") or "figures"
+    metrics = Path(fig_dir) if Path(fig_dir).is_absolute() else paths.ROOT / fig_dir
+    metrics = metrics / f"{stem}_metrics.json"
+    if not metrics.exists():
+        return f"**Run:** profile `{profile}`; this chapter wrote no metrics file, so its hardware is not recorded."
+    prov = json.loads(metrics.read_text()).get("provenance", {})
+    gpu = prov.get("gpu") or "no GPU"
+    pk = prov.get("packages", {})
+    models = ", ".join(f"{k} {pk[k]}" for k in ("torch", "chgnet", "sevenn", "matgl", "gpaw") if k in pk)
+    return (f"**Run:** profile `{prov.get('profile', profile)}` on {prov.get('cpu', '?')} "
+            f"({prov.get('cpu_cores', '?')} cores), {gpu}; {models}.")  # fmt: skip
+
+
+def _stage_with_banner(src: Path, dest: Path, profile: str) -> None:
+    import nbformat
+
+    nb = nbformat.read(src, as_version=4)
+    cell = nbformat.v4.new_markdown_cell(f"```{{note}}\n{banner(src.stem, profile)}\n```")
+    cell.metadata["tags"] = ["run-banner"]
+    nb.cells.insert(1, cell)  # after the title, before the overview
+    nbformat.write(nb, dest)
 
 
 def mathjax_source() -> Path | None:
