@@ -262,3 +262,26 @@ def test_all_801_mp_slabs_pass_the_sanity_checks(data_dir):
 
     t = load_slabs()
     assert len(t) == 801 and (t["parse_error"] == "").all(), t.loc[t["parse_error"] != "", "parse_error"].tolist()
+
+
+def test_partial_correlation_removes_a_shared_dependence_on_gamma():
+    from uipbench.surfaces import claims
+
+    rng = np.random.default_rng(0)
+    gamma = rng.uniform(0.5, 2.5, 400)
+    energy = -2.0 * gamma + 0.05 * rng.normal(size=400)  # the energy tracks γ ...
+    error = -0.2 * gamma + 0.02 * rng.normal(size=400)  # ... and so does the error, independently otherwise
+    raw = claims.bootstrap_correlation(energy, error, None, n_boot=300)
+    part = claims.bootstrap_correlation(energy, error, gamma, n_boot=300)
+    assert raw["r"] > 0.8 and raw["ci_low"] > 0  # a strong raw correlation ...
+    assert abs(part["r"]) < 0.15 and part["ci_low"] < 0 < part["ci_high"]  # ... that γ explains
+    assert claims.claim_verdict(raw, part)["verdict"] == "explained by γ"
+    shared = rng.normal(size=400)  # now a real link beyond γ
+    part2 = claims.bootstrap_correlation(energy + 0.2 * shared, error + 0.05 * shared, gamma, "spearman", 300)
+    assert part2["r"] > 0.5 and claims.claim_verdict(raw, part2)["verdict"] == "survives"
+    # exact: with no control the partial equals Pearson, with ranks Spearman
+    assert np.isclose(claims.partial_correlation(energy, error), np.corrcoef(energy, error)[0, 1])
+    from scipy import stats
+
+    assert np.isclose(claims.partial_correlation(energy, error, method="spearman"),
+                      stats.spearmanr(energy, error).statistic)  # fmt: skip

@@ -111,6 +111,8 @@ def ood_correlations(
     With ``group_col``, also ``<distance>|within element``: both the distance and the error minus their median
     over the slabs of the same element, so that a correlation driven only by which elements are far from the
     bulk set and badly described (e.g. all facets of one element) is told apart from one within each element.
+    With a ``gamma_dft_j_per_m2`` column, also ``<distance>|γ fixed``: the partial rank correlation with DFT γ
+    held fixed (:func:`~uipbench.surfaces.claims.partial_correlation`): errors scale with γ, and so may distance.
     """
     rows = []
     for var in ("dist_own_bulk", "dist_bulk_set", "kpc1", "kpc2"):
@@ -123,6 +125,16 @@ def ood_correlations(
             x = table[var] - g[var].transform("median")
             r = spearman_bootstrap(x, err, n_boot=n_boot, seed=seed)
             rows.append({"variable": f"{var}|within element", **r})
+    if "gamma_dft_j_per_m2" in table:
+        from .claims import bootstrap_correlation
+
+        for var in ("dist_own_bulk", "dist_bulk_set"):
+            t = table[[var, error_col, "gamma_dft_j_per_m2"]].dropna()
+            if len(t) < 4:
+                continue
+            r = bootstrap_correlation(t[var], t[error_col], t["gamma_dft_j_per_m2"], "spearman", n_boot, seed)
+            rows.append({"variable": f"{var}|γ fixed", "rho": r["r"], "ci_low": r["ci_low"],
+                         "ci_high": r["ci_high"], "p_value": np.nan, "n": r["n"]})  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -154,6 +166,10 @@ def verdict(corr: pd.DataFrame, variable: str = "dist_bulk_set") -> str:
     if within in c.index:
         w_word, w_ci = _verdict_one(c.loc[within])
         out += f"; within elements: {w_word} ({w_ci})"
+    fixed = f"{variable}|γ fixed"
+    if fixed in c.index:
+        f_word, f_ci = _verdict_one(c.loc[fixed])
+        out += f"; with DFT γ held fixed: {f_word} (partial {f_ci})"
     return out
 
 
@@ -168,6 +184,13 @@ def claim_statement(corr: pd.DataFrame, variable: str = "dist_bulk_set") -> str:
     within_key = f"{variable}|within element"
     within = _verdict_one(c.loc[within_key])[0] if within_key in c.index else "untestable"
     pos = ("supported", "weakly supported")
+    fixed_key = f"{variable}|γ fixed"
+    fixed = _verdict_one(c.loc[fixed_key])[0] if fixed_key in c.index else "untestable"
+    if overall in pos and within in pos and fixed not in pos and fixed != "untestable":
+        return (
+            "The data support the claim only through the size of γ: |error| rises with the distance from bulk, also "
+            f"within elements, but not once DFT γ is held fixed ({fixed}): far-from-bulk slabs are the high-γ ones."
+        )
     if overall in pos and within in pos:
         return "The data support the claim: |error| rises with the distance from bulk, also within elements."
     if overall in pos:
