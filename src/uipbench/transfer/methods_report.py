@@ -43,6 +43,16 @@ def label(method: str) -> str:
     return METHOD_LABELS.get(method, method)
 
 
+def _no_runs(what: str):
+    """A figure that says there is nothing to draw (and why), instead of a crash on empty data."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 1.6))
+    ax.axis("off")
+    ax.text(0.5, 0.5, f"{what}: no finished training runs (see the split above)", ha="center", va="center")
+    return fig
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # the split
 
@@ -180,7 +190,13 @@ def table1(records: Mapping[str, Mapping], n_boot: int = 1000, seed: int = 0) ->
         row.update(paper_energy_mev_per_atom=paper and paper[0], paper_force_mev_per_a=paper and paper[1],
                    paper_stress_gpa=paper and paper[2])  # fmt: skip
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=None if rows else TABLE1_COLUMNS)
+
+
+#: the columns of an empty Table 1 (no finished runs)
+TABLE1_COLUMNS = ["run", "method", "functional", "n_test", "n_test_groups", "energy_mae_mev_per_atom",
+                  "energy_mae_mev_per_atom_lo", "energy_mae_mev_per_atom_hi", "n_formation",
+                  "paper_energy_mev_per_atom", "paper_force_mev_per_a", "paper_stress_gpa"]  # fmt: skip
 
 
 def _formation_mae(df: pd.DataFrame) -> dict[str, float]:
@@ -235,6 +251,8 @@ def fig_gradient_norms(records: Mapping[str, Mapping], layers: Sequence[str] | N
     import matplotlib.pyplot as plt
 
     df = gradient_frame(records)
+    if df.empty:
+        return _no_runs("Fig. 3a")
     layers = list(layers or dict.fromkeys(df["layer"]))
     ncol = min(4, max(1, len(layers)))
     nrow = -(-len(layers) // ncol)
@@ -278,6 +296,8 @@ def fig_learning_curves(records: Mapping[str, Mapping], target: str = "e"):
 
     df = history_frame(records)
     df = df[df["target"] == target]
+    if df.empty:
+        return _no_runs("Figs. 3b-c")
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     for ax, part, letter in zip(axes, ("train", "val"), "bc", strict=True):
         for k, (run, g) in enumerate(df[df["part"] == part].groupby("run", sort=False)):
@@ -297,6 +317,8 @@ def fig_test_parity(records: Mapping[str, Mapping], functional: str = "r2scan"):
     import matplotlib.pyplot as plt
 
     runs = [(n, r) for n, r in records.items() if r["functional"] == functional]
+    if not runs:
+        return _no_runs("test parity")
     ncol = min(4, max(1, len(runs)))
     nrow = -(-len(runs) // ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(3 * ncol, 3 * nrow), squeeze=False)

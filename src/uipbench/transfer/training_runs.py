@@ -98,6 +98,8 @@ class Sweep:
     summary: RunSummary
     records: dict[str, dict]
     failures: dict[str, str]
+    split_rule: str = "composition-covered"  #: how the split was drawn, or why there is none
+    blocked: str = ""  #: non-empty: why nothing was trained (the chapter shows it)
 
 
 def run_methods(
@@ -113,8 +115,11 @@ def run_methods(
 ) -> Sweep:
     """Every method on every target functional of ``frames`` (ASE frames with ``energy_<functional>_ev`` labels),
     on one grouped 8:1:1 split (the same structures for every functional), stored and resumable.
+
     ``cover_elements``: held-out groups only among those whose composition the training groups determine
-    (:func:`~uipbench.transfer.training_data.group_split`)."""
+    (:func:`~uipbench.transfer.training_data.group_split`); when the data admit no such split (a few elemental
+    groups and no compounds), the plain grouped split is used and ``split_rule`` says why. With fewer than three
+    groups nothing is trained and ``blocked`` says so: the chapter renders the reason instead of failing."""
     from .training_data import frames_to_training_set, group_split
 
     config = config or TrainConfig()
@@ -123,7 +128,15 @@ def run_methods(
     first = sets[functionals[0]]
     comps = {g: {str(e): x for e, x in st.composition.fractional_composition.items()}
              for g, st in zip(first.groups, first.structures, strict=True)}  # fmt: skip
-    split = group_split(first.ids, first.groups, seed=split_seed, compositions=comps if cover_elements else None)
+    rule = "composition-covered" if cover_elements else "grouped"
+    try:
+        split = group_split(first.ids, first.groups, seed=split_seed, compositions=comps if cover_elements else None)
+    except ValueError as exc:
+        if not cover_elements or len(set(first.groups)) < 3:
+            empty = {"train": [], "val": [], "test": []}
+            return Sweep(sets, empty, [], RunSummary(total=0), {}, {}, "none", f"no split: {exc}")
+        split = group_split(first.ids, first.groups, seed=split_seed)
+        rule = f"grouped (no composition-covered split: {exc}); held-out elements have no fitted AtomRef"
     tasks = [t for f in functionals for t in training_tasks(sets[f], split, config, methods, dataset=dataset)]
     summary = run_training_sweep(tasks, store, **kw)
     records, failures = {}, {}
@@ -134,7 +147,7 @@ def run_methods(
             records[name] = rec.payload
         else:
             failures[name] = "not run" if rec is None else str(rec.error)
-    return Sweep(sets, split, tasks, summary, records, failures)
+    return Sweep(sets, split, tasks, summary, records, failures, rule)
 
 
 def load_training_frames(dataset: str, limit: int | None = None) -> list:
