@@ -12,6 +12,12 @@ so ``models.REGISTRY``, ``models.weights_files``, ``models.PINNED`` ... keep wor
 When weights cannot be had, :class:`ModelNotAvailableError` says which file, where it was looked for and how to
 supply it (see :mod:`uipbench.weights`).
 
+**matgl weights written before matgl 3.0** (see :mod:`uipbench.model_registry`): loaded only under the matgl version
+they were validated under; ``tensornet``/``tensornet-r2scan`` are validated for single-element structures only and
+their calculator raises ``ValueError`` for any other structure; ``m3gnet-mp-2021.2.8`` runs with the pre-3.0
+message-passing convention restored on the loaded model (:func:`_legacy_m3gnet_convention`). None of this applies to
+a user's own matgl directory (``model_path``), which is run as matgl runs it.
+
 **dtype isolation.** MACE sets torch's *global* default dtype when it loads (ACEsuit/mace#328), which would change
 the numbers of every model loaded or called after it in the same process. Every load here runs inside
 :func:`default_dtype` (saved and restored), and every call of a model runs under the dtype the model was built for
@@ -33,7 +39,7 @@ import pandas as pd
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
-from .model_registry import REGISTRY, ModelNotAvailableError, ModelSpec, get_spec
+from .model_registry import REGISTRY, ModelNotAvailableError, ModelSpec, domain_violation, get_spec
 from .weights import (
     _RESOLVED,
     PINNED,
@@ -101,14 +107,31 @@ def default_dtype(dtype=None):
 class GuardedCalculator(Calculator):
     """ASE calculator that runs ``inner`` under a fixed torch default dtype and restores the global one after."""
 
-    def __init__(self, inner: Calculator, dtype, name: str = ""):
+    def __init__(self, inner: Calculator, dtype, name: str = "", spec: ModelSpec | None = None):
         super().__init__()
         self.inner = inner
         self.dtype = dtype
         self.model_name = name
+        #: the registry entry whose validated domain every structure is checked against (None: no check)
+        self.spec = spec
         self.implemented_properties = list(getattr(inner, "implemented_properties", ["energy", "forces"]))
 
+    def check_domain(self, atoms: Atoms) -> None:
+        """Raise ``ValueError`` when ``atoms`` is outside the validated domain of the model's pinned weights."""
+        if self.spec is None or not self.spec.domain:
+            return
+        why = domain_violation(self.spec, atoms.get_chemical_symbols())
+        if why:
+            raise ValueError(
+                f"{self.model_name}: {atoms.get_chemical_formula()} is outside the validated domain of "
+                f"{self.spec.variant} ({self.spec.domain} structures only, under {self.spec.runtime}): {why}. These "
+                f"weights were written before matgl 3.0; {self.spec.runtime} reproduces the code that wrote them "
+                f"for single-element structures only and gives other energies for structures with two or more "
+                f"elements (measured: MgO rock salt 7.1 eV per cell off). See uipbench.model_registry."
+            )
+
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        self.check_domain(atoms if atoms is not None else self.atoms)
         super().calculate(atoms, properties, system_changes)
         with default_dtype(self.dtype):
             self.inner.calculate(self.atoms, list(properties), system_changes)
@@ -173,7 +196,7 @@ def load_model(
             elif spec.family == "mace":
                 inner, dtype, direct = _load_mace(files[0], device)
             else:
-                inner, dtype, direct = _load_matgl(files[0].parent, device)
+                inner, dtype, direct = _load_matgl(spec, files[0].parent, model_path, device)
     except Exception as exc:  # torch's refusal, possibly wrapped by the package's loader (matgl: RuntimeError)
         refusal = _unpickling_error(exc)
         if refusal is None:
@@ -185,7 +208,7 @@ def load_model(
         ) from exc
     model = LoadedModel(
         name=name,
-        calc=GuardedCalculator(inner, dtype, name),
+        calc=GuardedCalculator(inner, dtype, name, spec if model_path is None else None),
         weights=files,
         checksum=weights_checksum(name, model_path),
         dtype=dtype,
@@ -262,7 +285,7 @@ def _load_mace(file: Path, device):
     return calc, torch.float64, None
 
 
-def _load_matgl(directory: Path, device):
+def _load_matgl(spec: ModelSpec, directory: Path, model_path, device):
     import torch
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # local directory: never reach out to the hub
@@ -271,7 +294,52 @@ def _load_matgl(directory: Path, device):
 
     with _safe_torch_load():  # matgl 4 reads model.pt and state.pt with weights_only=True itself
         potential = matgl.load_model(directory)
+    if model_path is None and spec.adapter == "matgl-legacy-m3gnet":
+        _legacy_m3gnet_convention(potential, spec.name)
+    elif model_path is None and spec.adapter:
+        raise ValueError(f"{spec.name}: unknown loader adapter {spec.adapter!r}")
+    # PESCalculator reports stress in GPa by default; ASE's cell filters need eV/Å^3
     return PESCalculator(potential, stress_unit="eV/A3"), torch.float32, None
+
+
+def _legacy_m3gnet_convention(potential, name: str) -> int:
+    """Restore the pre-matgl-3.0 message passing on a loaded matgl 4.1.2 M3GNet (this model instance only).
+
+    matgl <= 2.x (DGL) summed the node-update messages of ``M3GNetGraphConv`` (computed from ``[v_src, v_dst,
+    e]``) onto the edge's *destination* node (``graph.update_all(fn.copy_e("mess", "mess"), fn.sum("mess",
+    "ve"))``, materialyzeai/matgl@e9cde229 src/matgl/layers/_graph_convolution_dgl.py); matgl 3.0 sums them onto the
+    *source* node, everything else being the same computation. Weights trained before 3.0 need the old direction:
+    with it, matgl 4.1.2 reproduces matgl's own published test energies of M3GNet-MP-2021.2.8-PES to 1e-6 eV (see
+    :mod:`uipbench.model_registry`). Returns the number of layers changed (raises if none: a matgl whose layer
+    differs from 4.1.2's must not be run with these weights).
+    """
+    import inspect
+    import types
+
+    import torch
+
+    gc = _import("matgl.layers._graph_convolution")
+    expected = ["edge_index", "edge_feat", "node_feat", "rbf", "u_per_edge", "num_nodes"]
+    if list(inspect.signature(gc.M3GNetGraphConv.node_update_).parameters)[1:] != expected:
+        raise ModelNotAvailableError(
+            f"{name}: matgl's M3GNetGraphConv.node_update_ is not the 4.1.2 one the pre-3.0 adapter was validated on"
+        )
+    scatter_add = gc.scatter_add
+
+    def node_update_(self, edge_index, edge_feat, node_feat, rbf, u_per_edge, num_nodes):
+        src, dst = edge_index[0], edge_index[1]
+        parts = [node_feat[src], node_feat[dst], edge_feat] + ([u_per_edge] if self.include_state else [])
+        mess = self.node_update_func(torch.hstack(parts)) * self.node_weight_func(rbf)
+        return scatter_add(mess, dst, dim_size=num_nodes, dim=0)  # matgl 4.1.2: onto src
+
+    n = 0
+    for module in potential.modules():
+        if isinstance(module, gc.M3GNetGraphConv):
+            module.node_update_ = types.MethodType(node_update_, module)
+            n += 1
+    if n == 0:
+        raise ModelNotAvailableError(f"{name}: no M3GNetGraphConv layer in the loaded model: adapter not applicable")
+    return n
 
 
 def availability(

@@ -9,9 +9,9 @@ chgnet-r2scan           shipped in the chgnet 0.4.2 wheel (MP-r2SCAN transfer)  
 sevennet-0              shipped in the sevenn 0.10.4 wheel (11 Jul 2024)        ``sevenn/pretrained_potentials/``
 mace-mp-0-small/        GitHub releases of ACEsuit/mace-mp                     ``$XDG_CACHE_HOME/mace`` (default
 medium/large                                                                   ``~/.cache/mace``)
-m3gnet / tensornet      materialyzeai/matgl@e9cde229 ``pretrained_models/``    ``$UIPBENCH_DATA/matgl/pretrained_models/
-                        (MatPES PBE, weights written before matgl 3.0)         <name>/`` (model.json, model.pt,
-                                                                               state.pt)
+m3gnet-mp-2021.2.8,     materialyzeai/matgl@e9cde229 ``pretrained_models/``    ``$UIPBENCH_DATA/matgl/pretrained_models/
+tensornet(-r2scan),     (MP-2021.2.8; MatPES PBE / r2SCAN; weights written     <name>/`` (model.json, model.pt,
+m3gnet(-r2scan)         before matgl 3.0; see model_registry for validity)     state.pt)
 ======================  =====================================================  =====================================
 
 **Pinned weights.** Every file above has its sha256 pinned in :data:`PINNED` (wheel files: computed from the
@@ -113,6 +113,14 @@ PINNED: dict[str, tuple[PinnedFile, ...]] = {
     "mace-mp-0-large": (PinnedFile(
         _MACE_RELEASE + "MACE_MPtrj_2022.9.model",
         "f80e992b65ab8f88fdf26964511357c022e92704e4d9bcd086652635a8495b32", 133803220, _MACE_PUBLIC),),
+    "m3gnet-mp-2021.2.8": (
+        PinnedFile("matgl/pretrained_models/M3GNet-MP-2021.2.8-PES/model.json",
+                   "05e7db8676ceb37eb07848aff49c556b188699e1035f3df0cbbf1a2c4959148f", 5211, _MATGL_DATA),
+        PinnedFile("matgl/pretrained_models/M3GNet-MP-2021.2.8-PES/model.pt",
+                   "62678f76fbc5d8997ea1d7f3c4bf086df200102125c802b32b08ce14fbcde25b", 672717, _MATGL_DATA),
+        PinnedFile("matgl/pretrained_models/M3GNet-MP-2021.2.8-PES/state.pt",
+                   "a9aa723705bd1a242ec8749332f137811c4a94e17995a564f8f94a9aca68061b", 1228529, _MATGL_DATA),
+    ),
     "m3gnet": (
         PinnedFile("matgl/pretrained_models/M3GNet-MatPES-PBE-v2025.1-PES/model.json",
                    "6ab754c8593efef1005a37882a27b25417153bfd0b5624d0943901f18116b552", 5593, _MATGL_DATA),
@@ -128,6 +136,22 @@ PINNED: dict[str, tuple[PinnedFile, ...]] = {
                    "1cba95766c872082eec349a7e417a28461aea450b655a0301eec060a985fdd71", 4038, _MATGL_DATA),
         PinnedFile("matgl/pretrained_models/TensorNet-MatPES-PBE-v2025.1-PES/state.pt",
                    "d2dfa51a65d23a47fd935eb0628177d2a1088584562091ef3350ce3a002fce6a", 3403519, _MATGL_DATA),
+    ),
+    "m3gnet-r2scan": (
+        PinnedFile("matgl/pretrained_models/M3GNet-MatPES-r2SCAN-v2025.1-PES/model.json",
+                   "50fc9e0db095c22412c97fb5436dc8bcf6a58eda4c87c3e5090fe5bdfa3d6b19", 5289, _MATGL_DATA),
+        PinnedFile("matgl/pretrained_models/M3GNet-MatPES-r2SCAN-v2025.1-PES/model.pt",
+                   "3ebc5de43da48b2e042e6258e5209c0d13d43a5ba566e8fdcb52df091d042602", 4038, _MATGL_DATA),
+        PinnedFile("matgl/pretrained_models/M3GNet-MatPES-r2SCAN-v2025.1-PES/state.pt",
+                   "b9b3234afc655b282c7930ff32cb5a5f98edde4a93475b0d4605b59c161fe483", 2733214, _MATGL_DATA),
+    ),
+    "tensornet-r2scan": (
+        PinnedFile("matgl/pretrained_models/TensorNet-MatPES-r2SCAN-v2025.1-PES/model.json",
+                   "408b29cb197ae7ebfb72cff6685745bb112018be983ab23040669a4c7c4b87df", 5305, _MATGL_DATA),
+        PinnedFile("matgl/pretrained_models/TensorNet-MatPES-r2SCAN-v2025.1-PES/model.pt",
+                   "0444e7e9396e1b34be25e33821373c93eedacd214b23d686323e19740495c23d", 4038, _MATGL_DATA),
+        PinnedFile("matgl/pretrained_models/TensorNet-MatPES-r2SCAN-v2025.1-PES/state.pt",
+                   "b1f87297bac09ada6f0e2f41d362d784f894ff0f1f031478187c55ec661b71ba", 3403519, _MATGL_DATA),
     ),
 }
 # fmt: on
@@ -306,10 +330,13 @@ def weights_files(name: str, model_path: str | Path | None = None, allow_downloa
     """
     spec = get_spec(name)
     pins = PINNED[name]
-    if model_path is not None:
+    if model_path is not None:  # the user's own files: the registry's validity record is about the pinned ones
         files = _user_files(name, spec, Path(model_path))
         _record(name, files, "user")
         return files
+    if spec.unavailable:
+        raise ModelNotAvailableError(f"{name}: {spec.variant} is unavailable: {spec.unavailable}")
+    check_runtime(spec)
     if spec.family in ("chgnet", "sevennet"):
         package = "chgnet" if spec.family == "chgnet" else "sevenn"
         root = Path(_import(package).__file__).resolve().parent.parent  # site-packages
@@ -332,6 +359,27 @@ def weights_files(name: str, model_path: str | Path | None = None, allow_downloa
         files = _matgl_files(name, spec, pins, allow_download)
     _record(name, files, "pinned", pins)
     return files
+
+
+def check_runtime(spec: ModelSpec) -> None:
+    """Refuse pinned weights whose declared runtime (``spec.runtime``, e.g. ``matgl==4.1.2``) is not the installed
+    one: their validation (and the loader adapter, which replaces one method of matgl's layer) holds for that
+    version only."""
+    if not spec.runtime:
+        return
+    from importlib import metadata
+
+    package, _, version = spec.runtime.partition("==")
+    try:
+        installed = metadata.version(package)
+    except metadata.PackageNotFoundError:
+        installed = "not installed"
+    if installed != version:
+        raise ModelNotAvailableError(
+            f"{spec.name}: the pinned weights {spec.variant} were validated under {spec.runtime}, but {package} "
+            f"{installed} is installed; they are not loaded (install {spec.runtime} with constraints.txt, or "
+            f"validate them again under {installed}: tests/test_matgl_models.py)."
+        )
 
 
 def _user_files(name: str, spec: ModelSpec, p: Path) -> list[Path]:
