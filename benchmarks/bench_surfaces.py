@@ -107,13 +107,11 @@ def main(argv=None) -> int:
 
     # 2. dask, 1 worker vs n workers, cold stores, clusters warmed up before timing
     if not args.skip_dask:
-        from dask.distributed import Client, LocalCluster
+        from dask.distributed import Client
 
         walls = {}
         for nw in (1, args.workers):
-            cluster = LocalCluster(
-                n_workers=nw, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
-            )
+            cluster = engine.local_cluster(nw)  # the engine's own settings (QUIET_DASK)
             client = Client(cluster)
             client.run(_warm_worker, args.model)  # load the model on every worker outside the clock
             s = ResultStore(tmp / f"dask{nw}.sqlite")

@@ -200,15 +200,37 @@ def run_tasks(
     return summary
 
 
+#: Dask settings of the project's local clusters. The worker's event loop shares the GIL with the task thread: its
+#: statistical profiler (a stack sample every 10 ms), its 20 ms tick and its 0.1-0.5 s monitors made one CHGNet slab
+#: energy 2.32x slower in a 1-worker LocalCluster than in-process; with these settings 1.29x as a task and 0.96x
+#: through client.run (benchmarks/bench_dask_overhead.py, one run on the loaded 2-core machine; a process-pool
+#: worker 1.11x). Profiling and monitoring are for dashboards, which the project's runs do not use.
+QUIET_DASK = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
+    "distributed.worker.memory.monitor-interval": "5s",
+}
+
+
+def local_cluster(n_workers: int):
+    """A Dask ``LocalCluster`` of ``n_workers`` single-threaded worker processes with :data:`QUIET_DASK`."""
+    import dask
+    from dask.distributed import LocalCluster
+
+    with dask.config.set(QUIET_DASK):
+        return LocalCluster(
+            n_workers=max(1, n_workers), threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+        )
+
+
 def _run_dask(func: Callable, todo: list[Task], record: Callable, n_workers: int, scheduler: Any) -> None:
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client
     from dask.distributed import as_completed as dask_as_completed
 
     own_cluster = None
     if scheduler is None:
-        own_cluster = LocalCluster(
-            n_workers=max(1, n_workers), threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
-        )
+        own_cluster = local_cluster(n_workers)
         client = Client(own_cluster)
     elif isinstance(scheduler, str):
         client = Client(scheduler)
