@@ -245,3 +245,13 @@ def test_chapter_02_reads_the_surface_chapters_records(tmp_path, data_dir):
     # at the precision of chapter 01's committed table, so chapter 02's errors equal those of its CSV
     assert row.gamma_model_j_per_m2 == float(f"{stored:.6g}") and 0.5 < stored < 1.5  # CHGNet Cu(111) ~0.8 J/m^2
     assert row.abs_error_j_per_m2 == pytest.approx(abs(stored - 1.3), abs=1e-6)
+
+
+def test_max_new_defers_the_rest_and_a_later_call_finishes(tmp_path):
+    store = ResultStore(tmp_path / "s.sqlite")
+    tasks = _tasks(np.linspace(3.5, 3.7, 5))
+    first = engine.run_tasks(emt_energy, tasks, store, progress=False, max_new=2)
+    assert (first.ok, first.deferred, first.skipped) == (2, 3, 0)
+    assert "3 deferred" in str(first)
+    second = engine.run_tasks(emt_energy, tasks, store, progress=False)
+    assert (second.ok, second.deferred, second.skipped) == (3, 0, 2)

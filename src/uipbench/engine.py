@@ -51,21 +51,31 @@ class RunSummary:
     wall_seconds: float = 0.0
     task_seconds: float = 0.0  #: summed wall time inside ``func`` (the raw evaluation cost)
     failures: dict[str, str] = field(default_factory=dict)  #: item -> reason, for this run's failures
+    deferred: int = 0  #: missing tasks left for later by ``max_new`` (a compute budget)
 
     def __str__(self) -> str:
         return (
-            f"{self.total} tasks: {self.skipped} from store, {self.ok} computed, {self.failed} failed; "
+            f"{self.total} tasks: {self.skipped} from store, {self.ok} computed, {self.failed} failed"
+            f"{f', {self.deferred} deferred (budget)' if self.deferred else ''}; "
             f"wall {self.wall_seconds:.1f} s, in-task {self.task_seconds:.1f} s"
         )
 
 
+_PROGRESS_STREAM = None
+
+
 def progress_stream():
-    """Where progress bars go: the terminal. Inside a Jupyter kernel (papermill, the book) that is the kernel
-    process's own stderr (``sys.__stderr__``, the runner's terminal), not the cell output, so executed chapters
-    keep one summary line per run instead of hundreds of bar refreshes."""
-    if "ipykernel" in sys.modules and sys.__stderr__ is not None:
-        return sys.__stderr__
-    return sys.stderr
+    """Where progress bars go: the terminal. Inside a Jupyter kernel (papermill, the book) both ``sys.stderr`` and
+    file descriptor 2 are captured into the cell output, so the bars go to the kernel's original stderr (the copy
+    ipykernel keeps, inherited from the runner's terminal): executed chapters keep one summary line per run
+    instead of hundreds of bar refreshes. Where that copy is absent (another frontend), the bars are dropped."""
+    global _PROGRESS_STREAM
+    if "ipykernel" not in sys.modules:
+        return sys.stderr
+    if _PROGRESS_STREAM is None:
+        fd = getattr(sys.stderr, "_original_stdstream_copy", None)
+        _PROGRESS_STREAM = os.fdopen(os.dup(fd), "w", buffering=1) if fd is not None else open(os.devnull, "w")  # noqa: SIM115
+    return _PROGRESS_STREAM
 
 
 def die_with_parent() -> None:
@@ -129,12 +139,15 @@ def run_tasks(
     desc: str | None = None,
     retry_failed: bool = False,
     progress: bool = True,
+    max_new: int | None = None,
 ) -> RunSummary:
     """Evaluate ``tasks`` not yet in ``store`` with ``func`` on ``backend``; persist each result at once.
 
     ``backend``: ``"serial"`` (in-process), ``"process"`` (local pool of ``n_workers`` spawned processes) or
     ``"dask"`` (``scheduler``: a ``distributed.Client``, a scheduler address such as ``"tcp://host:8786"``, or None
-    for a LocalCluster of ``n_workers`` single-threaded worker processes).
+    for a LocalCluster of ``n_workers`` single-threaded worker processes). ``max_new``: compute at most that many
+    missing tasks (in order) and leave the others for a later call (``summary.deferred``): a chapter whose full run
+    costs CPU-hours renders from the stored results within a stated budget.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
@@ -146,6 +159,9 @@ def run_tasks(
     done = store.existing(by_key, include_failed=not retry_failed)
     todo = [t for k, t in by_key.items() if k not in done]
     summary = RunSummary(total=len(by_key), skipped=len(by_key) - len(todo))
+    if max_new is not None and len(todo) > max_new:  # a compute budget: the rest stays "not computed yet"
+        summary.deferred = len(todo) - max_new
+        todo = todo[:max_new]
     # mininterval: executed notebooks keep every refresh of the bar; a few seconds keeps the book readable
     bar = tqdm(
         total=len(todo),

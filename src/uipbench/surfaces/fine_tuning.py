@@ -270,21 +270,25 @@ def run_fine_tuning(refs, slabs, elements, config, store, arms=tuple(ARMS), n_fo
                     val_fraction: float = 0.1, run_folds=None, train_fractions=(1.0,), start="chgnet-0.3.0",
                     workroot=None, device: str = "cpu", mp_refs=None, **kw) -> FineTuning:  # fmt: skip
     """Data, facet folds and every arm's runs for ``elements`` (stored in ``store``, resumable; ``kw`` to
-    :func:`~uipbench.transfer.training_runs.run_training_sweep`: backend, n_workers, progress)."""
+    :func:`~uipbench.transfer.training_runs.run_training_sweep`: backend, n_workers, progress, max_new). The
+    zero-shot evaluations (seconds each) always run; ``max_new`` budgets only the trainings."""
     from ..transfer.training_runs import run_training_sweep
 
     frames, sets = element_data(refs, slabs, elements, mp_refs)
     folds = {el: facet_folds(d.ids, d.groups, n_folds, split_seed, val_fraction) for el, d in sets.items()}
     tasks, runs = fine_tuning_tasks(sets, folds, config, arms, run_folds, train_fractions, split_seed, start,
                                     workroot, device)  # fmt: skip
-    summary = run_training_sweep(tasks, store, **kw)
+    budget = kw.pop("max_new", None)
+    zero = [t for t in tasks if t.args.method.startswith("zero-shot")]
+    run_training_sweep(zero, store, **kw)
+    summary = run_training_sweep(tasks, store, max_new=budget, **kw)
     records, failures = {}, {}
     for t in tasks:
         rec = store.get(t.key, with_array=False)
         if rec is not None and rec.ok:
             records[t.key] = rec.payload
         else:
-            failures[t.key] = "not run" if rec is None else str(rec.error)
+            failures[t.key] = "not computed yet" if rec is None else str(rec.error)
     return FineTuning(frames, sets, folds, runs, summary, records, failures)
 
 
@@ -312,7 +316,13 @@ def slab_predictions(ft: FineTuning) -> pd.DataFrame:
                          "gamma_model_j_per_m2": surface_energy_j_per_m2(p["e_pred"] * n, n, eps, m["area_a2"]),
                          "eps_dft_ev_per_atom": m["eps_dft_ev_per_atom"], "eps_model_ev_per_atom": eps,
                          "e_slab_dft_ev_per_atom": p["e_true"], "e_slab_model_ev_per_atom": p["e_pred"]})  # fmt: skip
-    return _with_errors(pd.DataFrame(rows))
+    return _with_errors(pd.DataFrame(rows, columns=PREDICTION_COLUMNS))
+
+
+#: the columns of :func:`slab_predictions` and :func:`universal_predictions` (before the error columns)
+PREDICTION_COLUMNS = ["element", "arm", "model", "fold", "fraction", "n_train_slabs", "id", "facet", "n_atoms",
+                      "gamma_dft_j_per_m2", "gamma_model_j_per_m2", "eps_dft_ev_per_atom", "eps_model_ev_per_atom",
+                      "e_slab_dft_ev_per_atom", "e_slab_model_ev_per_atom"]  # fmt: skip
 
 
 def universal_predictions(refs: pd.DataFrame, slabs: pd.DataFrame, elements, models, store, **kw) -> pd.DataFrame:
@@ -340,8 +350,6 @@ def universal_predictions(refs: pd.DataFrame, slabs: pd.DataFrame, elements, mod
 
 
 def _with_errors(df: pd.DataFrame) -> pd.DataFrame:
-    if df.empty:
-        return df
     df["gamma_error_j_per_m2"] = df["gamma_model_j_per_m2"] - df["gamma_dft_j_per_m2"]
     df["bulk_error_ev_per_atom"] = df["eps_model_ev_per_atom"] - df["eps_dft_ev_per_atom"]
     df["slab_error_ev_per_atom"] = df["e_slab_model_ev_per_atom"] - df["e_slab_dft_ev_per_atom"]
@@ -360,7 +368,9 @@ def run_costs(ft: FineTuning) -> pd.DataFrame:
                      "epochs": len(s), "n_train_atoms": rec["n_train_atoms"], "seconds_per_epoch": float(s.mean()),
                      "ms_per_atom_epoch": 1e3 * float(s.mean()) / rec["n_train_atoms"],
                      "train_seconds": float(s.sum())})  # fmt: skip
-    return pd.DataFrame(rows)
+    cols = ["element", "arm", "fold", "fraction", "epochs", "n_train_atoms", "seconds_per_epoch", "ms_per_atom_epoch",
+            "train_seconds"]  # fmt: skip
+    return pd.DataFrame(rows, columns=cols)
 
 
 _MP: dict | None = None

@@ -174,7 +174,8 @@ def learning_curve_table(trained: pd.DataFrame, n_boot: int = 500, seed: int = 0
         m = bootstrap_metrics(ok["gamma_dft_j_per_m2"], ok["gamma_model_j_per_m2"], n_boot=n_boot, seed=seed)
         rows.append({"element": el, "arm": arm, "fraction": frac, "n_train_slabs": float(g["n_train_slabs"].mean()),
                      "n": m["n"], "rmse": m["rmse"], "rmse_lo": m["rmse_lo"], "rmse_hi": m["rmse_hi"]})  # fmt: skip
-    return pd.DataFrame(rows)
+    cols = ["element", "arm", "fraction", "n_train_slabs", "n", "rmse", "rmse_lo", "rmse_hi"]
+    return pd.DataFrame(rows, columns=cols)
 
 
 def fig_learning_curve(curve: pd.DataFrame, zero_shot: pd.DataFrame | None = None):
@@ -198,7 +199,8 @@ def fig_learning_curve(curve: pd.DataFrame, zero_shot: pd.DataFrame | None = Non
         ax.set_title(el, fontsize=9)
         ax.set_xlabel("training slabs")
     axes[0][0].set_ylabel("gamma RMSE (J/m²)")
-    axes[0][0].legend(fontsize=7)
+    if axes[0][0].get_legend_handles_labels()[0]:
+        axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     return fig
 

@@ -146,7 +146,7 @@ def run_methods(
         if rec is not None and rec.ok:
             records[name] = rec.payload
         else:
-            failures[name] = "not run" if rec is None else str(rec.error)
+            failures[name] = "not computed yet" if rec is None else str(rec.error)
     return Sweep(sets, split, tasks, summary, records, failures, rule)
 
 
