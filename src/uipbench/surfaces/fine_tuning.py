@@ -383,3 +383,11 @@ def _mp_refs() -> dict:
 
         _MP = datasets.load("mp-pbe-element-refs")
     return _MP
+
+
+def failure_summary(ft: FineTuning) -> dict:
+    """Runs without a result, readable: the number not computed yet (budget) and each failure by run label."""
+    label = {r.key: f"{r.element}/fold{r.fold}/{r.arm}/frac{r.fraction:g}" for r in ft.runs.itertuples()}
+    pending = sum(v == "not computed yet" for v in ft.failures.values())
+    failed = {label.get(k, k): v for k, v in ft.failures.items() if v != "not computed yet"}
+    return {"not_computed_yet": pending, "failed": failed}
