@@ -105,7 +105,7 @@ def test_dft_references_quick_numbers(quick_outputs):
 
 def test_fine_tuning_quick_numbers(quick_outputs, data_dir):
     q = figures.load_metrics("03_fine_tuning", quick_outputs("03_fine_tuning"))
-    assert q["elements"] == ["Au"] and q["surface_counts"]["Au"] >= 5
+    assert q["elements"] == ["Au"] and q["surface_counts"]["Au"] >= 3  # the test slabs of the one fold run
     assert q["failures"]["failed"] == {}  # every run that was asked for finished
     gamma = {run: m["gamma"] for run, m in q["metrics"]["Au"].items() if "gamma" in m}
     assert gamma, q["metrics"]["Au"].keys()
