@@ -16,7 +16,10 @@ def _filter_known_warnings() -> None:
     * ``tqdm.auto`` (imported by a model package) warns that ipywidgets are absent: the project's bars are plain
       text and go to the terminal (:func:`uipbench.engine.progress_stream`);
     * GPAW warns that Debian's libxc 5.2.3 was built without ``--disable-fhc``: no run here failed to converge, and
-      a libxc 7 build without FHC moved r2SCAN energies by at most 0.5 meV/atom (chapter 20, NOTES).
+      a libxc 7 build without FHC moved r2SCAN energies by at most 0.5 meV/atom (chapter 20, NOTES);
+    * chgnet 0.4.2 builds its cell-volume tensor from a gradient-carrying tensor in prediction (``model.py``:
+      ``volumes = torch.tensor(volumes, ...)``); the volume only divides the strain derivative of the energy (the
+      stress), so the detached copy changes no prediction.
     """
     import warnings
 
@@ -24,6 +27,7 @@ def _filter_known_warnings() -> None:
         "Environment variable TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD detected",
         "IProgress not found",
         "libxc should be compiled with --disable-fhc",
+        "Converting a tensor with requires_grad=True to a scalar may lead to unexpected behavior",
     ):
         warnings.filterwarnings("ignore", message=message)
 
