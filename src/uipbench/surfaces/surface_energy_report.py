@@ -143,6 +143,11 @@ def _parity(ax, x, y, label_x, label_y, title, color="tab:blue", text=None):
         )
 
 
+#: panels per row of the multi-model figures: wider figures shrink on the book's page until the annotations are
+#: unreadable (issue 12), so more models wrap onto more rows
+MAX_COLS = 4
+
+
 def _grid(n_rows: int, n_cols: int, size: float = 3.3):
     import matplotlib.pyplot as plt
 
@@ -150,6 +155,31 @@ def _grid(n_rows: int, n_cols: int, size: float = 3.3):
         n_rows, n_cols, figsize=(size * n_cols + 0.4, size * n_rows + 0.3), squeeze=False, constrained_layout=True
     )
     return fig, axes
+
+
+def _panel_grid(blocks: int, per_block: int, size: float = 3.3):
+    """Axes for ``blocks`` groups (protocols, energy variables) of ``per_block`` panels (models), each group on
+    its own rows of at most :data:`MAX_COLS`; returns (fig, axes[block][panel]) with unused axes hidden."""
+    ncol = min(MAX_COLS, max(1, per_block))
+    rows_per = -(-max(1, per_block) // ncol)
+    fig, axes = _grid(blocks * rows_per, ncol, size)
+    flat = [list(axes[b * rows_per : (b + 1) * rows_per].ravel()) for b in range(blocks)]
+    for block in flat:
+        for ax in block[per_block:]:
+            ax.set_visible(False)
+    return fig, [block[:per_block] for block in flat]
+
+
+def _share_limits(axes) -> None:
+    """One axis range for every parity panel (models compare by eye only on the same scale)."""
+    axes = [ax for ax in axes if ax.get_visible()]
+    if not axes:
+        return
+    lo = min(ax.get_xlim()[0] for ax in axes)
+    hi = max(ax.get_xlim()[1] for ax in axes)
+    for ax in axes:
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
 
 
 def _energy_parity(
@@ -170,7 +200,7 @@ def _energy_parity(
         & ~results["model"].isin(exclude)
     ]
     models = sorted(d["model"].unique())
-    fig, axes = _grid(1, max(1, len(models)))
+    fig, axes = _panel_grid(1, len(models))
     extra = {"color": color} if color else {}
     for ax, m in zip(axes[0], models, strict=False):
         g = d[d["model"] == m]
@@ -206,7 +236,7 @@ def fig1c_gamma_parity(results: pd.DataFrame, metrics: pd.DataFrame | None = Non
     d = results[(results["status"] == "ok")]
     models = sorted(d["model"].unique())
     protocols = [p for p in ("static", "relaxed") if p in set(d["protocol"])]
-    fig, axes = _grid(max(1, len(protocols)), max(1, len(models)))
+    fig, axes = _panel_grid(max(1, len(protocols)), len(models))
     for i, p in enumerate(protocols):
         for j, m in enumerate(models):
             g = d[(d["model"] == m) & (d["protocol"] == p)]
@@ -226,6 +256,7 @@ def fig1c_gamma_parity(results: pd.DataFrame, metrics: pd.DataFrame | None = Non
                 color=_PROTOCOL_COLORS.get(p, "tab:blue"),
                 text=text,
             )
+    _share_limits([ax for row in axes for ax in row])
     return fig
 
 
@@ -264,7 +295,7 @@ def fig1e_error_vs_energy(results: pd.DataFrame, corr: pd.DataFrame, protocol: s
         (results["protocol"] == protocol) & (results["status"] == "ok") & results["eps_dft_ev_per_atom"].notna()
     ]
     models = sorted(d["model"].unique())
-    fig, axes = _grid(2, max(1, len(models)))
+    fig, axes = _panel_grid(2, len(models))
     for j, m in enumerate(models):
         g = d[d["model"] == m]
         for i, (x, lab) in enumerate(
