@@ -139,17 +139,21 @@ def test_settings_are_declared_per_element_set_and_variant():
 FAKE_KW = {"kdensity": {"metal": 1.0, "insulator": 1.0}}
 
 
-def _fake_store(tmp_path, pulay_gpa: float):
-    """A store of EMT 'calculations' in the records' own format, through the real tasks and keys."""
-    store = ResultStore(tmp_path / f"s{pulay_gpa}.sqlite")
+def _fake_store(tmp_path, pulay_gpa: float, family_offset_ev_per_atom: float = 0.0):
+    """A store of EMT 'calculations' in the records' own format, through the real tasks and keys.
+    ``family_offset_ev_per_atom``: added to the energies of every second frame and its check neighbours, as a
+    k-mesh that switches between frames would (checks inside a family stay consistent)."""
+    store = ResultStore(tmp_path / f"s{pulay_gpa}-{family_offset_ev_per_atom}.sqlite")
     (g,) = [g for g in training.groups(["Ni", "Al"], ["L1_2"], max_atoms=8)[0] if g.id == "AlNi3-L1_2"]
     kw = FAKE_KW
     t = training.eos_task(g, settings_kw=kw)
     payload = training.scan_eos(t.args, lambda at: _emt(at, pulay_gpa)[::2])
     store.put(t.key, kind=t.kind, model=t.model, item=t.item, payload=payload, seconds=1.0)
-    for task in training.frame_tasks(g, payload, n_per_group=2, n_check=1, settings_kw=kw):
+    for task in training.frame_tasks(g, payload, n_per_group=3, n_check=1, settings_kw=kw):
         at = task.args.atoms
         e, f, s = _emt(at, pulay_gpa)
+        if int(task.item.split("|")[0].split("~")[0].rsplit("-", 1)[1]) % 2:
+            e += family_offset_ev_per_atom * len(at)
         rec = {
             "energy_ev": e,
             "forces_ev_per_a": f.tolist(),
@@ -170,20 +174,37 @@ def _fake_store(tmp_path, pulay_gpa: float):
     return store
 
 
+def _emt_calc():
+    from ase.calculators.emt import EMT
+
+    return EMT()
+
+
 def test_export_gate_accepts_consistent_labels_and_refuses_a_pulay_stress(tmp_path):
-    frames, checks, groups, refused = training_frames(_fake_store(tmp_path, 0.0), FAKE_KW)
-    assert len(frames) == 2 and not refused
+    frames, checks, groups, refused = training_frames(_fake_store(tmp_path, 0.0), FAKE_KW, consistent_model=_emt_calc)
+    assert len(frames) == 3 and not refused
     assert groups["status"].tolist() == ["exported"]
     assert checks["residual_mev_per_atom"].abs().max() < consistency.MAX_RESIDUAL_MEV_PER_ATOM
     assert {"strain", "rattle"} == set(checks["role"])
     info = frames[0].info
     assert info["group"] == "AlNi3-L1_2" and info["variant"] == "default" and "settings_json" in info
-    frames, checks, groups, _ = training_frames(_fake_store(tmp_path, 30.0), FAKE_KW)
+    frames, checks, groups, _ = training_frames(_fake_store(tmp_path, 30.0), FAKE_KW, consistent_model=_emt_calc)
     assert frames == []
     assert groups["status"].iloc[0].startswith("E-V pressure vs -dE/dV")  # refused, with its reason
     assert checks.loc[checks["role"] == "strain", "residual_mev_per_atom"].abs().min() > 1.0
     # forces stay consistent under a pure stress error: the rattle checks still pass
     assert checks.loc[checks["role"] == "rattle", "residual_mev_per_atom"].abs().max() < 0.1
+
+
+def test_export_refuses_frames_that_disagree_across_families_though_each_family_checks(tmp_path):
+    """A constant energy jump between frame families (a k-mesh switch) passes every small-step check and fails
+    only the comparison with a consistent model on the dataset frames."""
+    store = _fake_store(tmp_path, 0.0, family_offset_ev_per_atom=0.05)  # tens of meV/atom, as measured
+    frames, checks, groups, _ = training_frames(store, FAKE_KW, consistent_model=_emt_calc)
+    assert checks["residual_mev_per_atom"].abs().max() < consistency.MAX_RESIDUAL_MEV_PER_ATOM  # checks pass
+    row = groups.iloc[0]
+    assert frames == [] and "frame residual" in row["status"], row["status"]
+    assert row["frame_residual_pbe_mev_per_atom"] > 2 * row["frame_residual_model_mev_per_atom"] + 1
 
 
 def test_converged_setting_picks_the_first_setting_that_stays_within_tolerance():

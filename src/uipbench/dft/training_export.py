@@ -8,11 +8,17 @@ A group is exported only when every physics check it has passes; what is refused
   residual of both functionals is within :data:`~uipbench.dft.consistency.MAX_RESIDUAL_MEV_PER_ATOM`;
 * the chosen settings variant has no failed calculation;
 * each frame's pressure lies within :data:`~uipbench.dft.consistency.MAX_ABS_PRESSURE_GPA` (else that frame alone
-  is refused).
+  is refused);
+* between consecutive dataset frames (±5 % strains and rattles, where the trapezoid rule itself is not exact), the
+  median work residual of each functional is no worse than :data:`CONSISTENT_FACTOR` times that of a model
+  consistent by construction (CHGNet 0.3.0's energies, forces and stresses on the same structures) plus
+  :data:`CONSISTENT_SLACK_MEV_PER_ATOM`: the rule's own error depends on the PES's anharmonicity, which differs
+  between the two, hence the factor.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +41,9 @@ MAX_FRAMES_PER_GROUP = 20  #: frames per group the export looks for (a run asks 
 TRAINING_CHECKS_FILE = "dft/training_checks.csv"
 TRAINING_GROUPS_FILE = "dft/training_groups.csv"
 FUNCTIONALS = ("pbe", "r2scan")
+CONSISTENT_MODEL = "chgnet-0.3.0"
+CONSISTENT_FACTOR = 2.0
+CONSISTENT_SLACK_MEV_PER_ATOM = 1.0
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -117,6 +126,59 @@ def group_checks(entry: dict) -> tuple[list[dict], dict]:
     return rows, summary
 
 
+def frame_residuals(entry: dict, model=None) -> dict:
+    """Median |work residual| (meV/atom) between consecutive dataset frames: per functional, and of the consistent
+    model's own labels on the same structures (``model``: an ASE calculator factory; default CHGNet 0.3.0)."""
+    from ase import Atoms
+
+    recs = entry["records"]
+    fids = sorted({f for f, _ in recs if "~" not in f and all((f, x) in recs for x in FUNCTIONALS)})
+    out: dict[str, float] = {"n_frame_pairs": max(0, len(fids) - 1)}
+    if len(fids) < 2:
+        return out
+    for f in FUNCTIONALS:
+        res = [work_residual_ev_per_atom(frame_from_record(recs[(a, f)]), frame_from_record(recs[(b, f)]))
+               for a, b in itertools.pairwise(fids)]  # fmt: skip
+        out[f"frame_residual_{f}_mev_per_atom"] = 1e3 * float(np.median(np.abs(res)))
+    calc = model() if model is not None else _consistent_calc()
+    labels = []
+    for fid in fids:
+        r = recs[(fid, "pbe")]
+        at = Atoms(numbers=r["numbers"], positions=r["positions_a"], cell=r["cell_a"], pbc=r["pbc"])
+        at.calc = calc
+        labels.append({"energy": at.get_potential_energy(), "forces": at.get_forces(),
+                       "stress": at.get_stress(voigt=True), "positions": at.positions, "cell": at.cell[:]})  # fmt: skip
+    res = [work_residual_ev_per_atom(a, b) for a, b in itertools.pairwise(labels)]
+    out["frame_residual_model_mev_per_atom"] = 1e3 * float(np.median(np.abs(res)))
+    return out
+
+
+_CALC = None
+
+
+def _consistent_calc():
+    global _CALC
+    if _CALC is None:
+        from ..models import load_model
+
+        _CALC = load_model(CONSISTENT_MODEL).calc
+    return _CALC
+
+
+def consistent_gate(summary: dict) -> str:
+    """'' unless a functional's frame residual is worse than the consistent model's allowance (the reason)."""
+    model = summary.get("frame_residual_model_mev_per_atom")
+    if model is None:
+        return ""
+    allowed = CONSISTENT_FACTOR * model + CONSISTENT_SLACK_MEV_PER_ATOM
+    for f in FUNCTIONALS:
+        v = summary.get(f"frame_residual_{f}_mev_per_atom", 0.0)
+        if v > allowed:
+            return (f"{f} frame residual {v:.2f} meV/atom > {CONSISTENT_FACTOR:g} x {CONSISTENT_MODEL} "
+                    f"{model:.2f} + {CONSISTENT_SLACK_MEV_PER_ATOM:g}")  # fmt: skip
+    return ""
+
+
 def gate(entry: dict, rows: list[dict], summary: dict) -> str:
     """'' when the (group, variant) passes, else the first reason it is refused."""
     if entry["failed"]:
@@ -139,10 +201,11 @@ def gate(entry: dict, rows: list[dict], summary: dict) -> str:
 
 
 def training_frames(
-    store: ResultStore, settings_kw: dict | None = None, entries: dict | None = None
+    store: ResultStore, settings_kw: dict | None = None, entries: dict | None = None, consistent_model=None
 ) -> tuple[list, pd.DataFrame, pd.DataFrame, dict]:
     """(exported ase.Atoms, check table, group table, refused frames) from the store (or from the ``entries`` of
-    :func:`collect`, when already read)."""
+    :func:`collect`, when already read); ``consistent_model``: a calculator factory for :func:`frame_residuals`
+    (tests pass EMT)."""
     import pandas as pd
     from ase import Atoms
 
@@ -160,6 +223,9 @@ def training_frames(
             for x in rows:
                 check_rows.append({"group": gid, "variant": v, **x})
             reason = gate(entries[(gid, v)], rows, summary)
+            if not reason:  # the last gate needs a model evaluation: only for groups that passed the others
+                summary.update(frame_residuals(entries[(gid, v)], consistent_model))
+                reason = consistent_gate(summary)
             group_rows.append(
                 {
                     "group": gid,
@@ -233,6 +299,8 @@ def export_training(store: ResultStore, out_dir: Path) -> dict:
         "frames_refused": refused_frames,
         "calc_seconds": seconds,
         "gates": {
+            "consistent_model": f"{CONSISTENT_MODEL}: frame residual <= {CONSISTENT_FACTOR:g} x model + "
+            f"{CONSISTENT_SLACK_MEV_PER_ATOM:g} meV/atom",
             "max_residual_mev_per_atom": MAX_RESIDUAL_MEV_PER_ATOM,
             "max_stress_offset_gpa": MAX_STRESS_OFFSET_GPA,
             "max_abs_pressure_gpa": MAX_ABS_PRESSURE_GPA,
