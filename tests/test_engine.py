@@ -372,6 +372,10 @@ def test_one_polymorph_relaxation_shared_by_every_facet_and_fallback_reason(tmp_
     assert again.skipped == again.total == 5 and again.ok == 0 and _CountingEMT.n_calls == calls
     res2 = protocols.results_table(refs, store, {("emt", "relaxed"): keys2}).set_index("id")
     pd.testing.assert_frame_equal(res, res2)
+    # slab keys alone (surface_tasks): every row on its OUC, saying so
+    plain = protocols.results_table(refs, store, {("emt", "relaxed"): keys2["key"]})
+    assert (plain["bulk_reference"] == "ouc").all()
+    assert plain["bulk_reference_reason"].str.contains("not requested").all()
 
 
 def test_tight_polymorph_relaxation_below_the_loosely_relaxed_ouc_chgnet(data_dir):

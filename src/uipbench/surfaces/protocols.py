@@ -469,12 +469,12 @@ def _str_or_none(v) -> str | None:
     return v if isinstance(v, str) else None  # pandas may turn None into NaN
 
 
-def _split_keys(keys) -> tuple[pd.Series, pd.Series]:
+def _split_keys(keys) -> tuple[pd.Series, pd.Series | None]:
     """(slab keys, ideal-bulk keys) by slab id from :func:`run_surfaces`' frame, or a plain series of slab keys
     (:func:`surface_tasks`: no ideal-bulk keys, every row then uses the OUC)."""
-    if isinstance(keys, pd.DataFrame):
-        return keys["key"], keys["bulk_key"] if "bulk_key" in keys else pd.Series(dtype=object)
-    return keys, pd.Series(dtype=object)
+    if isinstance(keys, pd.DataFrame) and "bulk_key" in keys:
+        return keys["key"], keys["bulk_key"]
+    return (keys["key"] if isinstance(keys, pd.DataFrame) else keys), None
 
 
 def _records(store: ResultStore, keys) -> dict:
@@ -511,10 +511,10 @@ def results_table(
     for (model, protocol), run_keys in keys_by_run.items():
         keys, bulk_keys = _split_keys(run_keys)
         recs = _records(store, keys.dropna())
-        bulk_recs = _records(store, bulk_keys.dropna())
+        bulk_recs = _records(store, bulk_keys.dropna()) if bulk_keys is not None else {}
         for _, r in refs.iterrows():
             key = _str_or_none(keys.get(r["id"]))
-            bkey = _str_or_none(bulk_keys.get(r["id"]))
+            bkey = _str_or_none(bulk_keys.get(r["id"])) if bulk_keys is not None else None
             row = dict(
                 id=r["id"],
                 element=r["element"],
@@ -558,7 +558,9 @@ def results_table(
                     v_ouc = r.get("ouc_volume_a3_per_atom", np.nan)
                     row["ouc_relaxed_volume_a3_per_atom"] = v_ouc * (1 + p["volume_change"])
                 brec = bulk_recs.get(bkey) if bkey is not None else None
-                if bkey is None:
+                if bulk_keys is None:
+                    why = "ideal bulk not requested (slab keys only)"
+                elif bkey is None:
                     why = r["reason"] or "no MP polymorph match"
                 elif brec is None:
                     why = "ideal bulk not computed yet"
