@@ -47,7 +47,15 @@ def test_surface_energies_quick_numbers(quick_outputs, data_dir):
     static_pairs = both[both.protocol == "static"]
     assert len(static_pairs) >= 50
     assert (static_pairs.gamma_dft_j_per_m2_q - static_pairs.gamma_dft_j_per_m2_f).abs().max() < 1e-5
-    assert (static_pairs.gamma_model_j_per_m2_q - static_pairs.gamma_model_j_per_m2_f).abs().max() < 1e-4
+    # a committed run from before the MP-polymorph reference (no ``bulk_reference`` column) has OUC-based gammas
+    quick_col = "gamma_model_j_per_m2_q" if "bulk_reference" in full else "gamma_model_ouc_j_per_m2"
+    assert (static_pairs[quick_col] - static_pairs.gamma_model_j_per_m2_f).abs().max() < 1e-4
+    # the default reference is the matched MP polymorph; the OUC only where there is no match
+    ok = quick[quick.status == "ok"]
+    assert (ok.bulk_reference == "mp-polymorph").mean() > 0.9
+    assert (ok.loc[ok.bulk_reference == "ouc", "bulk_reference_reason"] != "").all()
+    sens = q["bulk_reference"]["chgnet-0.3.0/static"]
+    assert sens["n_both"] > 0 and abs(sens["dgamma_median"]) < 0.05  # a correction for some slabs, not a shift
 
 
 def test_kpca_quick_numbers(quick_outputs, data_dir):

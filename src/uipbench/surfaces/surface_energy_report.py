@@ -6,7 +6,10 @@ results table of :func:`uipbench.surfaces.protocols.results_table`.
 * :func:`coverage_table`: how many slabs each run evaluated, and why the others were not.
 * :func:`error_energy_correlation`: gamma error against the DFT bulk energy per atom and the (reconstructed) DFT
   slab energy per atom, with Pearson and Spearman coefficients (the paper's claim that errors track the energy).
-* ``fig1a_bulk_parity`` ... ``fig1e_error_vs_energy``: matplotlib figures.
+* :func:`bulk_reference_sensitivity`: how much the bulk reference (matched MP polymorph vs the slab's own OUC)
+  moves gamma and the MAE, per (model, protocol); :func:`polymorph_matches`: how many MP polymorphs the facets of
+  each element matched.
+* ``fig1a_bulk_parity`` ... ``fig1e_error_vs_energy``, :func:`fig_bulk_reference_sensitivity`: matplotlib figures.
 * :func:`chapter_metrics`: the numbers of ``01_surface_energies_metrics.json``.
 """
 
@@ -21,6 +24,8 @@ from .bootstrap import METRICS, bootstrap_metrics
 __all__ = [
     "METRICS",
     "bootstrap_metrics",
+    "bulk_reference_metrics",
+    "bulk_reference_sensitivity",
     "chapter_metrics",
     "coverage_table",
     "error_energy_correlation",
@@ -29,8 +34,10 @@ __all__ = [
     "fig1c_gamma_parity",
     "fig1d_error_distributions",
     "fig1e_error_vs_energy",
+    "fig_bulk_reference_sensitivity",
     "metrics_table",
     "metrics_with_intervals",
+    "polymorph_matches",
     "reason_category",
 ]
 
@@ -108,7 +115,9 @@ def error_energy_correlation(results: pd.DataFrame) -> pd.DataFrame:
 GAMMA_RESULT_COLUMNS = ["id", "element", "miller", "model", "protocol", "status", "reason", "n_atoms",
                         "gamma_dft_j_per_m2", "gamma_model_j_per_m2", "error_j_per_m2", "abs_error_j_per_m2",
                         "eps_dft_ev_per_atom", "eps_model_ev_per_atom", "e_slab_dft_ev_per_atom",
-                        "e_slab_model_ev_per_atom"]  # fmt: skip
+                        "e_slab_model_ev_per_atom", "bulk_reference", "bulk_reference_reason",
+                        "gamma_model_ouc_j_per_m2", "gamma_model_ideal_j_per_m2", "eps_model_ouc_ev_per_atom",
+                        "lattice_volume_mismatch"]  # fmt: skip
 FIG1C_COLUMNS = ["id", "element", "miller", "model", "protocol", "gamma_dft_j_per_m2", "gamma_model_j_per_m2"]
 
 
@@ -219,9 +228,10 @@ def _energy_parity(
 
 
 def fig1a_bulk_parity(results: pd.DataFrame, protocol: str = "static", exclude: tuple[str, ...] = ()):
-    """Model vs MP DFT bulk energy per atom (the OUC), one panel per model (``exclude``: models whose absolute
-    energies are on another scale, e.g. trained on r2SCAN)."""
-    return _energy_parity(results, protocol, exclude, "eps", "DFT (MP PBE) / eV atom$^{-1}$", "bulk (OUC)")
+    """Model vs MP DFT bulk energy per atom of the slab's bulk reference (the matched MP polymorph; the OUC where
+    there is none, then without a DFT energy), one panel per model (``exclude``: models whose absolute energies
+    are on another scale, e.g. trained on r2SCAN)."""
+    return _energy_parity(results, protocol, exclude, "eps", "DFT (MP PBE) / eV atom$^{-1}$", "bulk")
 
 
 def fig1b_slab_parity(results: pd.DataFrame, protocol: str = "static", exclude: tuple[str, ...] = ()):
@@ -326,6 +336,95 @@ def fig1e_error_vs_energy(results: pd.DataFrame, corr: pd.DataFrame, protocol: s
             ax.set_xlabel(lab)
             ax.set_ylabel("$\\gamma$ error / J m$^{-2}$")
             ax.set_title(f"{m}, {protocol}", fontsize=10)
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# which bulk reference: matched MP polymorph (default) vs the slab's own OUC
+
+#: a slab "moves" when the reference changes its gamma by more than this fraction
+MOVE_FRACTION = 0.05
+
+
+def bulk_reference_sensitivity(results: pd.DataFrame, move_fraction: float = MOVE_FRACTION) -> pd.DataFrame:
+    """Per (model, protocol), over the slabs evaluated ok that have both references: the shift
+    dgamma = gamma(MP polymorph) - gamma(OUC) (J/m^2: median, mean, 5 and 95 % quantiles, largest |dgamma|), how many
+    slabs move by more than ``move_fraction`` of |gamma(OUC)|, the MAE against DFT with each reference on those
+    slabs, the slabs that fell back to the OUC (``n_fallback``) and, for relaxed rows, the median and largest
+    |relaxed OUC / relaxed polymorph volume per atom - 1| (the lattice the slab was relaxed on against the lattice
+    of its energy reference)."""
+    rows = []
+    ok = results[results["status"] == "ok"]
+    for (model, protocol), g in ok.groupby(["model", "protocol"], sort=True):
+        both = g[g["gamma_model_ideal_j_per_m2"].notna() & g["gamma_model_ouc_j_per_m2"].notna()]
+        d = both["delta_gamma_ref_j_per_m2"]
+        moved = d.abs() > move_fraction * both["gamma_model_ouc_j_per_m2"].abs()
+        dft = both["gamma_dft_j_per_m2"]
+        mismatch = both["lattice_volume_mismatch"].abs().dropna()
+        rows.append(
+            {
+                "model": model,
+                "protocol": protocol,
+                "n_ok": len(g),
+                "n_both": len(both),
+                "n_fallback": int((g["bulk_reference"] != "mp-polymorph").sum()),
+                "dgamma_median": float(d.median()) if len(d) else np.nan,
+                "dgamma_mean": float(d.mean()) if len(d) else np.nan,
+                "dgamma_q05": float(d.quantile(0.05)) if len(d) else np.nan,
+                "dgamma_q95": float(d.quantile(0.95)) if len(d) else np.nan,
+                "dgamma_max_abs": float(d.abs().max()) if len(d) else np.nan,
+                "n_moved": int(moved.sum()),
+                "fraction_moved": float(moved.mean()) if len(d) else np.nan,
+                "mae_ideal": float((both["gamma_model_ideal_j_per_m2"] - dft).abs().mean()) if len(d) else np.nan,
+                "mae_ouc": float((both["gamma_model_ouc_j_per_m2"] - dft).abs().mean()) if len(d) else np.nan,
+                "volume_mismatch_median": float(mismatch.median()) if len(mismatch) else np.nan,
+                "volume_mismatch_max": float(mismatch.max()) if len(mismatch) else np.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def bulk_reference_metrics(sensitivity: pd.DataFrame) -> dict:
+    """The sensitivity table as ``model/protocol`` -> numbers (for the chapter's metrics file)."""
+    return _by_run(sensitivity)
+
+
+def polymorph_matches(refs: pd.DataFrame) -> pd.DataFrame:
+    """Per element (slabs with an MP match): slabs, distinct MP polymorphs their OUCs matched, and the spread of
+    those polymorphs' DFT energies per atom (meV/atom): where it is not 0 the facets of one element are referred
+    to different bulks."""
+    m = refs[refs["matched"]]
+    out = m.groupby("element").agg(
+        slabs=("id", "size"),
+        polymorphs=("mp_ref_index", "nunique"),
+        dft_spread_mev_per_atom=("eps_dft_ev_per_atom", lambda x: 1000 * float(x.max() - x.min())),
+    )
+    return out.reset_index().sort_values(["dft_spread_mev_per_atom", "element"], ascending=[False, True])
+
+
+def fig_bulk_reference_sensitivity(results: pd.DataFrame, move_fraction: float = MOVE_FRACTION):
+    """dgamma = gamma(MP polymorph) - gamma(OUC) against gamma(OUC), one panel per (protocol, model); slabs that move
+    by more than ``move_fraction`` are drawn in red, the dashed lines are +-``move_fraction`` gamma."""
+    d = results[(results["status"] == "ok") & results["delta_gamma_ref_j_per_m2"].notna()]
+    models = sorted(d["model"].unique())
+    protocols = [p for p in ("static", "relaxed") if p in set(d["protocol"])]
+    fig, axes = _grid(max(1, len(protocols)), max(1, len(models)))
+    for i, p in enumerate(protocols):
+        for j, m in enumerate(models):
+            ax = axes[i][j]
+            g = d[(d["model"] == m) & (d["protocol"] == p)]
+            x, y = g["gamma_model_ouc_j_per_m2"], g["delta_gamma_ref_j_per_m2"]
+            moved = y.abs() > move_fraction * x.abs()
+            ax.scatter(x[~moved], y[~moved], s=9, alpha=0.6, color=_PROTOCOL_COLORS.get(p), edgecolor="none")
+            ax.scatter(x[moved], y[moved], s=12, alpha=0.8, color="tab:red", edgecolor="none")
+            if len(g):
+                xs = np.linspace(min(0.0, float(x.min())), float(x.max()), 10)
+                for sign in (1, -1):
+                    ax.plot(xs, sign * move_fraction * np.abs(xs), "k--", lw=0.7)
+            ax.axhline(0, color="k", lw=0.6)
+            ax.set_xlabel("$\\gamma$ (OUC reference) / J m$^{-2}$")
+            ax.set_ylabel("$\\gamma_{MP\\ polymorph} - \\gamma_{OUC}$ / J m$^{-2}$")
+            ax.set_title(f"{m}, {p}: {int(moved.sum())}/{len(g)} move > {100 * move_fraction:.0f} %", fontsize=10)
     return fig
 
 
