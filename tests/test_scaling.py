@@ -185,6 +185,9 @@ def test_tiny_sweep_stored_and_resumed(tiny, tmp_path):
         if m["method"] == "m4-atomref-refit":
             assert rec["config"]["epochs"] == m["epochs"] == 1 and m["budget"]["rule"]
     assert set(sweep.subsets[0][2]) < set(sweep.subsets[0][4])
+    assert df["test_covered"].between(0, 1).all() and (df["energy_covered"].dropna() >= 0).all()
+    full = df["test_covered"] == 1
+    assert np.allclose(df.loc[full, "energy_covered"], df.loc[full, "energy"])
     again = S.run_scaling(_plan(data, split, tmp_path / "runs", ("m4-atomref-refit", "zero-shot-refit")), store,
                           progress=False)  # fmt: skip
     assert again.summary.skipped == 4 and again.summary.ok == 0

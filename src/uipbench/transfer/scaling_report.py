@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .methods_report import label
-from .scaling import TARGETS, data_efficiency, power_law_fit, predict_mae, size_means
+from .scaling import DERIVED, TARGETS, data_efficiency, power_law_fit, predict_mae, size_means
 
 #: the transfer paper's range of N (MP-r2SCAN subsets) and its fit threshold, for the chapter's comparison
 PAPER_N_MAX = 190_000
@@ -68,7 +68,7 @@ def fig5(df: pd.DataFrame, fits: pd.DataFrame, targets: Sequence[str] = ("energy
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlabel("training structures N")
-            ax.set_ylabel(TARGETS[t][2])
+            ax.set_ylabel(TARGETS[t][2] if t in TARGETS else DERIVED.get(t, t))
             ax.set_title(f"({'ab'[c] if c < 2 else c}) {t}, {fn} targets", fontsize=10)
             ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
@@ -140,7 +140,7 @@ def chapter_metrics(df: pd.DataFrame, fits: pd.DataFrame, eff: pd.DataFrame, swe
     """The numbers of chapter 13 (its metrics file)."""
     means = {t: {f"{r['functional']}/{r['method']}/N{int(r['n_target'])}": {"n": r["n"], "mean": r["mean"],
                  "lo": r["lo"], "hi": r["hi"], "seeds": int(r["seeds"])} for _, r in size_means(df, t).iterrows()}
-             for t in ("energy", "force")}  # fmt: skip
+             for t in ("energy", "force", "energy_covered", "test_covered")}  # fmt: skip
     fit = {f"{r['functional']}/{r['method']}/{r['target']}": {k: r[k] for k in ("slope", "r2", "n_lo", "n_hi",
            "n_points")} for _, r in fits.iterrows()}  # fmt: skip
     ratios = {f"{r['functional']}/{r['transfer']}/{r['target']}": {k: r[k] for k in ("n", "ratio", "ratio_lo",
