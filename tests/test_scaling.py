@@ -130,6 +130,7 @@ def test_data_efficiency_ratio_on_synthetic_power_laws():
     r = S.data_efficiency(pd.DataFrame(rows), "energy", n_boot=200)
     assert r["n"] == 300 and r["ratio_lo"] <= r["ratio"] <= r["ratio_hi"]
     assert r["ratio_lo"] > 3.0 and r["ratio_hi"] < 5.5 and r["extrapolated"]  # 1200 > 300: beyond scratch's range
+    assert r["extrapolation_factor"] == pytest.approx(r["n_scratch_needed"] / 300)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -380,7 +380,9 @@ def data_efficiency(
     """:func:`data_efficiency_ratio` of the fits to the seed means of ``df`` (:func:`scaling_frame`) at ``n``
     (default: the largest mean size), with a percentile interval from resampling seeds with replacement (the
     same seeds for both methods: a seed fixes the subsets). ``extrapolated``: the scratch size needed lies
-    outside the sizes fitted."""
+    outside the sizes fitted, by ``extrapolation_factor`` (``n_scratch_needed / n_hi`` of the scratch fit, or
+    ``n_lo / n_scratch_needed`` below it): a ratio from a nearly flat scratch fit explodes and is a statement about
+    the fit, not a measurement."""
     d = df[(df["functional"] == functional) & df["method"].isin([scratch, transfer])].dropna(subset=[target])
     seeds = sorted(d["seed"].unique())
 
@@ -405,8 +407,10 @@ def data_efficiency(
     b = b[np.isfinite(b)]
     lo, hi = 100 * (1 - level) / 2, 100 * (1 + level) / 2
     n_needed = point * n_at
+    factor = max(n_needed / fs["n_hi"], fs["n_lo"] / n_needed) if np.isfinite(n_needed) and n_needed > 0 else np.nan
     return {"target": target, "functional": functional, "n": n_at, "ratio": point,
             "ratio_lo": float(np.percentile(b, lo)) if b.size else np.nan,
             "ratio_hi": float(np.percentile(b, hi)) if b.size else np.nan, "n_scratch_needed": n_needed,
             "extrapolated": bool(np.isfinite(n_needed) and not fs["n_lo"] <= n_needed <= fs["n_hi"]),
+            "extrapolation_factor": float(max(factor, 1.0)) if np.isfinite(factor) else np.nan,
             "n_seeds": len(seeds), "n_boot_finite": int(b.size), "fit_scratch": fs, "fit_transfer": ft}  # fmt: skip

@@ -25,6 +25,7 @@ from .scaling import DERIVED, TARGETS, data_efficiency, power_law_fit, predict_m
 PAPER_N_MAX = 190_000
 PAPER_FIT_N_MIN = 1_000
 TRAINED = ("m4-atomref-refit", "m1-scratch", "m5-atomref-residual")
+TITLES = {"energy_covered": "energy, test frames with seen elements"}
 COLORS = {"m4-atomref-refit": "C0", "m1-scratch": "C3", "m5-atomref-residual": "C2", "zero-shot-refit": "0.4"}
 
 
@@ -69,7 +70,7 @@ def fig5(df: pd.DataFrame, fits: pd.DataFrame, targets: Sequence[str] = ("energy
             ax.set_yscale("log")
             ax.set_xlabel("training structures N")
             ax.set_ylabel(TARGETS[t][2] if t in TARGETS else DERIVED.get(t, t))
-            ax.set_title(f"({'ab'[c] if c < 2 else c}) {t}, {fn} targets", fontsize=10)
+            ax.set_title(f"({'ab'[c] if c < 2 else c}) {TITLES.get(t, t)}, {fn} targets", fontsize=10)
             ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
@@ -144,7 +145,7 @@ def chapter_metrics(df: pd.DataFrame, fits: pd.DataFrame, eff: pd.DataFrame, swe
     fit = {f"{r['functional']}/{r['method']}/{r['target']}": {k: r[k] for k in ("slope", "r2", "n_lo", "n_hi",
            "n_points")} for _, r in fits.iterrows()}  # fmt: skip
     ratios = {f"{r['functional']}/{r['transfer']}/{r['target']}": {k: r[k] for k in ("n", "ratio", "ratio_lo",
-              "ratio_hi", "extrapolated", "n_seeds")} for _, r in eff.iterrows()}  # fmt: skip
+              "ratio_hi", "extrapolated", "extrapolation_factor", "n_seeds")} for _, r in eff.iterrows()}  # fmt: skip
     return {"dataset": dict(dataset_info), "range": data_range(df), "budget": sweep.budget.as_dict(),
             "sizes": sorted({n for v in sweep.subsets.values() for n in v}),
             "runs": {"planned": len(sweep.meta), "finished": len(sweep.records or {}),
