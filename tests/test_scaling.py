@@ -260,3 +260,14 @@ def test_sweep_resumes_after_sigkill(tiny, tmp_path):
         got = resumed.records[key]
         for field in ("final_parameters_sha256", "test_predictions", "history", "atomref", "split"):
             assert got[field] == rec[field], (resumed.meta[key]["method"], resumed.meta[key]["n_target"], field)
+
+
+def test_determined_test_frames_lie_in_the_span_of_training_compositions():
+    fr = {"cu": {"Cu": 1.0}, "al": {"Al": 1.0}, "aucu3": {"Au": 0.25, "Cu": 0.75}, "au": {"Au": 1.0},
+          "cual": {"Cu": 0.5, "Al": 0.5}, "ni": {"Ni": 1.0}, "cu2": {"Cu": 1.0}}  # fmt: skip
+    preds = [{"id": i} for i in ("au", "cual", "ni", "cu2", "aucu3")]
+    ids = lambda out: [p["id"] for p in out]
+    assert ids(S.determined(preds, ["cu", "al", "aucu3"], fr)) == ["au", "cual", "cu2", "aucu3"]
+    assert ids(S.determined(preds, ["aucu3"], fr)) == ["aucu3"]  # Au and Cu only together: neither is fixed
+    assert ids(S.determined(preds, ["cu", "cu2"], fr)) == ["cu2"]
+    assert S.determined(preds, [], fr) == []

@@ -287,12 +287,15 @@ def scaling_frame(sweep: ScalingSweep) -> pd.DataFrame:
     """One row per finished run: the plan (functional, method, n_target, n_train, n_groups, seed, epochs, steps)
     and the test MAEs (energy meV/atom, force meV/Å, stress GPa), best epoch and training seconds.
 
-    ``test_covered``: the fraction of test frames whose elements all occur in the run's training subset, and
-    ``energy_covered`` the energy MAE over those frames only. A small subset leaves some test elements unseen:
-    methods 1 and 4 then have no fitted AtomRef for them (``AtomRef.fit`` sets it to 0), and their energy error
-    of eV/atom measures the missing element, not the data efficiency of the network."""
+    ``test_covered``: the fraction of test frames whose composition the run's training subset determines (it lies
+    in the span of the subset's compositions, the criterion of the fixed split's held-out groups), and
+    ``energy_covered`` the energy MAE over those frames only. A small subset leaves some test elements unseen, or
+    seen only in a compound with another unseen element: a composition-linear reference (AtomRef) is then not
+    fixed by the data (``AtomRef.fit`` sets absent elements to 0, splits an undetermined pair arbitrarily), and an
+    energy error of eV/atom measures the missing reference, not the data efficiency of the network."""
     first = next(iter(sweep.sets.values()))
-    elements = {i: {str(e) for e in st.composition.elements} for i, st in zip(first.ids, first.structures, strict=True)}
+    fractions = {i: {str(e): x for e, x in st.composition.fractional_composition.items()}
+                 for i, st in zip(first.ids, first.structures, strict=True)}  # fmt: skip
     rows = []
     for key, rec in (sweep.records or {}).items():
         m = sweep.meta[key]
@@ -301,8 +304,7 @@ def scaling_frame(sweep: ScalingSweep) -> pd.DataFrame:
             v = rec.get(field)
             row[name] = float(v) * scale if v is not None else np.nan
         row["n_test"] = len(rec.get("test_predictions", []))
-        seen = set().union(*(elements[i] for i in rec["split"]["train"]))
-        covered = [p for p in rec.get("test_predictions", []) if elements[p["id"]] <= seen]
+        covered = determined(rec.get("test_predictions", []), rec["split"]["train"], fractions)
         row["test_covered"] = len(covered) / row["n_test"] if row["n_test"] else np.nan
         row["energy_covered"] = (1000.0 * float(np.mean([abs(p["e_pred"] - p["e_true"]) for p in covered]))
                                  if covered else np.nan)  # fmt: skip
@@ -313,6 +315,24 @@ def scaling_frame(sweep: ScalingSweep) -> pd.DataFrame:
             "n_test", "test_covered", "energy_covered", "best_epoch", "train_seconds"]  # fmt: skip
     df = pd.DataFrame(rows, columns=cols)
     return df.sort_values(["functional", "method", "n_target", "seed"], kind="stable").reset_index(drop=True)
+
+
+def determined(predictions: Sequence[Mapping], train_ids: Sequence[str], fractions: Mapping) -> list[Mapping]:
+    """The test predictions whose composition (``fractions[id]``: element -> atomic fraction) lies in the span of
+    the training compositions, i.e. whose composition-linear reference energy the training data determine."""
+    elements = sorted({e for i in list(train_ids) + [p["id"] for p in predictions] for e in fractions[i]})
+
+    def vec(i: str) -> np.ndarray:
+        return np.array([float(fractions[i].get(e, 0.0)) for e in elements])
+
+    train = np.unique(np.array([vec(i) for i in train_ids]).round(10), axis=0) if len(train_ids) else np.zeros((0, 1))
+    rank = np.linalg.matrix_rank(train) if len(train) else 0
+    out = []
+    for p in predictions:
+        v = vec(p["id"])
+        if len(train) and np.linalg.matrix_rank(np.vstack([train, v])) == rank:
+            out.append(p)
+    return out
 
 
 def size_means(df: pd.DataFrame, target: str = "energy") -> pd.DataFrame:
