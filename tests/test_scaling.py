@@ -271,3 +271,15 @@ def test_determined_test_frames_lie_in_the_span_of_training_compositions():
     assert ids(S.determined(preds, ["aucu3"], fr)) == ["aucu3"]  # Au and Cu only together: neither is fixed
     assert ids(S.determined(preds, ["cu", "cu2"], fr)) == ["cu2"]
     assert S.determined(preds, [], fr) == []
+
+
+def test_sweep_on_a_process_pool_equals_serial(tiny, tmp_path):
+    """The same plan on two spawned workers (one torch thread each) gives the serial sweep's records."""
+    data, split = tiny
+    serial = S.run_scaling(_plan(data, split, tmp_path / "a"), ResultStore(tmp_path / "a.sqlite"), progress=False)
+    pool = S.run_scaling(_plan(data, split, tmp_path / "b"), ResultStore(tmp_path / "b.sqlite"), backend="process",
+                         n_workers=2, progress=False)  # fmt: skip
+    assert pool.summary.ok == 2 and not pool.failures
+    for key, rec in serial.records.items():
+        assert pool.records[key]["final_parameters_sha256"] == rec["final_parameters_sha256"]
+        assert pool.records[key]["test_predictions"] == rec["test_predictions"]
