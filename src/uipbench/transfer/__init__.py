@@ -16,5 +16,7 @@ module                     holds
 ``trainer_tools``          start models, layer names, freezing, seeded epoch sampler, loaders, masked-batch guards
 ``training_runs``          training runs as resumable tasks of the engine and records of the result store
 ``mp_r2scan``              the MP-r2SCAN training set (figshare 28245650 v2): API file list, verified download, parser
+``scaling``                the scaling-law sweep (Fig. 5): nested group subsets, budget rule, power-law fits, ratio
+``scaling_report``         chapter 13 (Fig. 5a-b) figures, fit and data-efficiency tables, numbers
 =========================  =========================================================================================
 """
