@@ -47,7 +47,7 @@ from ..engine import RunSummary, Task
 from ..store import ResultStore
 from .training import TrainConfig
 from .training_data import TrainingSet
-from .training_runs import ZERO_SHOT, run_training_sweep, training_tasks
+from .training_runs import ZERO_SHOT, chapter_split, run_training_sweep, training_tasks
 
 #: methods of Fig. 5: the paper's transfer recipe, training from scratch, and the residual-AtomRef variant
 DEFAULT_METHODS = ("m4-atomref-refit", "m1-scratch", "m5-atomref-residual", "zero-shot-refit")
@@ -154,13 +154,12 @@ class Budget:
 
 
 def fixed_split(data: TrainingSet, split_seed: int = 0, cover_elements: bool = True) -> dict[str, list[str]]:
-    """Chapter 12's grouped 8:1:1 split of ``data`` (composition-covered held-out groups with ``cover_elements``):
-    the one validation and test set of every run of the sweep."""
-    from .training_data import group_split
-
-    comps = {g: {str(e): x for e, x in st.composition.fractional_composition.items()}
-             for g, st in zip(data.groups, data.structures, strict=True)}  # fmt: skip
-    return group_split(data.ids, data.groups, seed=split_seed, compositions=comps if cover_elements else None)
+    """Chapter 12's grouped 8:1:1 split of ``data`` (:func:`~uipbench.transfer.training_runs.chapter_split`): the
+    one validation and test set of every run of the sweep; raises when the data admit none."""
+    split, _, blocked = chapter_split(data, split_seed, cover_elements)
+    if blocked:
+        raise ValueError(blocked)
+    return split
 
 
 @dataclass
@@ -178,6 +177,8 @@ class ScalingSweep:
     summary: RunSummary | None = None
     records: dict[str, dict] | None = None
     failures: dict[str, str] | None = None
+    split_rule: str = ""  #: how the fixed split was drawn (:func:`~uipbench.transfer.training_runs.chapter_split`)
+    blocked: str = ""  #: non-empty: why nothing was planned
 
 
 def scaling_tasks(
@@ -238,7 +239,7 @@ def run_scaling(sweep: ScalingSweep, store: ResultStore | None = None, **kw) -> 
         if rec is not None and rec.ok:
             sweep.records[t.key] = rec.payload
         else:
-            sweep.failures[t.item] = "not run" if rec is None else str(rec.error)
+            sweep.failures[t.item] = "not computed yet" if rec is None else str(rec.error)
     return sweep
 
 
@@ -267,11 +268,16 @@ def run_scaling_law(
     from .training_data import frames_to_training_set
 
     sets = {f: frames_to_training_set(frames, f, source=dataset) for f in functionals}
-    split = fixed_split(sets[functionals[0]], split_seed, cover_elements)
+    split, rule, blocked = chapter_split(sets[functionals[0]], split_seed, cover_elements)
+    if blocked:  # too little data: an empty sweep that says why (the chapter renders the reason)
+        empty = ScalingSweep(sets, split, {}, [], {}, budget or Budget(), RunSummary(total=0), {}, {})
+        empty.split_rule, empty.blocked = rule, blocked
+        return empty
     n_pool = len(split["train"])
     sizes = log_sizes(min(n_pool, n_max) if n_max > 0 else n_pool, n_min, n_points)
     sweep = scaling_tasks(sets, split, sizes, seeds, methods, budget, base_config, start, workroot, dataset, device,
                           unit)  # fmt: skip
+    sweep.split_rule = rule
     return run_scaling(sweep, store, **kw)
 
 

@@ -57,6 +57,11 @@ def fig5(df: pd.DataFrame, fits: pd.DataFrame, targets: Sequence[str] = ("energy
     import matplotlib.pyplot as plt
 
     functionals = list(dict.fromkeys(df["functional"]))
+    if not functionals:  # no finished runs (too little data, or none trained yet): say so
+        fig, ax = plt.subplots(figsize=(6, 1.6))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "Fig. 5: no finished training runs (see the split above)", ha="center", va="center")
+        return fig
     fig, axes = plt.subplots(len(functionals), len(targets), figsize=(5.2 * len(targets), 4.0 * len(functionals)),
                              squeeze=False)  # fmt: skip
     x0 = max(1.0, 0.5 * float(df["n_train"].min())) if len(df) else 1.0
@@ -126,7 +131,7 @@ def efficiency_table(
                 r = data_efficiency(df, t, "m1-scratch", m, None, n_min, fn, n_boot, seed)
                 rows.append({"functional": fn, "target": t, "transfer": m, **{k: v for k, v in r.items()
                              if not k.startswith("fit_") and k not in ("target", "functional")}})  # fmt: skip
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=None if rows else ["functional", "target", "transfer", "ratio"])
 
 
 def data_range(df: pd.DataFrame) -> dict:

@@ -102,6 +102,25 @@ class Sweep:
     blocked: str = ""  #: non-empty: why nothing was trained (the chapter shows it)
 
 
+def chapter_split(data: TrainingSet, split_seed: int = 0, cover_elements: bool = True) -> tuple[dict, str, str]:
+    """(split, rule, blocked) of the transfer chapters: the grouped 8:1:1 split, composition-covered with
+    ``cover_elements`` (:func:`~uipbench.transfer.training_data.group_split`); when the data admit no such split
+    (a few elemental groups and no compounds) the plain grouped split and a ``rule`` that says why; with fewer
+    than three groups an empty split and the reason in ``blocked``, so a chapter renders the reason."""
+    from .training_data import group_split
+
+    comps = {g: {str(e): x for e, x in st.composition.fractional_composition.items()}
+             for g, st in zip(data.groups, data.structures, strict=True)}  # fmt: skip
+    try:
+        split = group_split(data.ids, data.groups, seed=split_seed, compositions=comps if cover_elements else None)
+        return split, "composition-covered" if cover_elements else "grouped", ""
+    except ValueError as exc:
+        if not cover_elements or len(set(data.groups)) < 3:
+            return {"train": [], "val": [], "test": []}, "none", f"no split: {exc}"
+        rule = f"grouped (no composition-covered split: {exc}); held-out elements have no fitted AtomRef"
+        return group_split(data.ids, data.groups, seed=split_seed), rule, ""
+
+
 def run_methods(
     frames,
     functionals=("r2scan",),
@@ -111,6 +130,7 @@ def run_methods(
     dataset: str = "",
     split_seed: int = 0,
     cover_elements: bool = True,
+    device: str = "cpu",
     **kw,
 ) -> Sweep:
     """Every method on every target functional of ``frames`` (ASE frames with ``energy_<functional>_ev`` labels),
@@ -120,24 +140,17 @@ def run_methods(
     (:func:`~uipbench.transfer.training_data.group_split`); when the data admit no such split (a few elemental
     groups and no compounds), the plain grouped split is used and ``split_rule`` says why. With fewer than three
     groups nothing is trained and ``blocked`` says so: the chapter renders the reason instead of failing."""
-    from .training_data import frames_to_training_set, group_split
+    from .training_data import frames_to_training_set
 
     config = config or TrainConfig()
     store = store or ResultStore(paths.results_dir() / "training.sqlite")
     sets = {f: frames_to_training_set(frames, f, source=dataset) for f in functionals}
     first = sets[functionals[0]]
-    comps = {g: {str(e): x for e, x in st.composition.fractional_composition.items()}
-             for g, st in zip(first.groups, first.structures, strict=True)}  # fmt: skip
-    rule = "composition-covered" if cover_elements else "grouped"
-    try:
-        split = group_split(first.ids, first.groups, seed=split_seed, compositions=comps if cover_elements else None)
-    except ValueError as exc:
-        if not cover_elements or len(set(first.groups)) < 3:
-            empty = {"train": [], "val": [], "test": []}
-            return Sweep(sets, empty, [], RunSummary(total=0), {}, {}, "none", f"no split: {exc}")
-        split = group_split(first.ids, first.groups, seed=split_seed)
-        rule = f"grouped (no composition-covered split: {exc}); held-out elements have no fitted AtomRef"
-    tasks = [t for f in functionals for t in training_tasks(sets[f], split, config, methods, dataset=dataset)]
+    split, rule, blocked = chapter_split(first, split_seed, cover_elements)
+    if blocked:
+        return Sweep(sets, split, [], RunSummary(total=0), {}, {}, rule, blocked)
+    tasks = [t for f in functionals
+             for t in training_tasks(sets[f], split, config, methods, dataset=dataset, device=device)]  # fmt: skip
     summary = run_training_sweep(tasks, store, **kw)
     records, failures = {}, {}
     for t in tasks:
