@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
 from ase import Atoms
 from ase.build import bulk
@@ -285,3 +286,20 @@ def test_partial_correlation_removes_a_shared_dependence_on_gamma():
 
     assert np.isclose(claims.partial_correlation(energy, error, method="spearman"),
                       stats.spearmanr(energy, error).statistic)  # fmt: skip
+
+
+def test_functional_shift_ratio_of_two_models_on_the_same_slabs():
+    from uipbench.surfaces import functional_shift as FS
+
+    rows = []
+    for i, (el, g) in enumerate([("Cu", 1.0), ("Cu", 1.4), ("Ag", 0.8), ("Ag", 0.02)]):
+        base = {"id": f"s{i}", "element": el, "miller": "111", "protocol": "static", "status": "ok",
+                "gamma_dft_j_per_m2": g * 1.2}  # fmt: skip
+        f = 1.1 if el == "Cu" else 1.3
+        rows += [{**base, "model": "tensornet", "gamma_model_j_per_m2": g},
+                 {**base, "model": "tensornet-r2scan", "gamma_model_j_per_m2": g * f}]  # fmt: skip
+    t = FS.shift_table(pd.DataFrame(rows))
+    assert len(t) == 4 and np.allclose(t["ratio_r2scan_over_pbe"], [1.1, 1.1, 1.3, 1.3])
+    e = FS.per_element(t, n_boot=50).set_index("element")
+    assert e.loc["Cu", "median_ratio"] == pytest.approx(1.1) and e.loc["Ag", "n"] == 1  # near-zero γ left out
+    assert e.loc["all", "n"] == 3
