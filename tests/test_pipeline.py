@@ -184,3 +184,11 @@ def test_ctrl_c_ends_with_the_runners_message_and_exit_code_130(tmp_path):
     assert "interrupted in notebook 00_slow" in err and str(partial) in err
     assert "KeyboardInterrupt" not in err and "asyncio" not in err, err  # no traceback of the runner itself
     assert err.strip().splitlines()[-1].startswith("interrupted in notebook 00_slow")  # its message comes last
+
+
+def test_only_a_profile_run_writes_the_committed_figures(monkeypatch):
+    """Papermill directly (no runner) writes to _build/direct/figures; the runner sets the profile's directory."""
+    monkeypatch.delenv("UIPBENCH_FIGURES", raising=False)
+    assert paths.figures_dir() == paths.DIRECT_FIGURES and "figures" != paths.figures_dir().parent.name
+    prof = pipeline.load_profiles()["full"]
+    assert (paths.ROOT / prof["figures_dir"]).resolve() == (paths.ROOT / "figures").resolve()

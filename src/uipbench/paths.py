@@ -50,9 +50,15 @@ def results_dir() -> Path:
     return _env_path("UIPBENCH_RESULTS", ROOT / "results")
 
 
+#: where a notebook run outside the runner (papermill directly, an IDE) writes: never over the committed figures/
+DIRECT_FIGURES = ROOT / "_build" / "direct" / "figures"
+
+
 def figures_dir() -> Path:
-    """Directory where notebooks write figures, tidy data and metrics (``UIPBENCH_FIGURES``)."""
-    return _env_path("UIPBENCH_FIGURES", ROOT / "figures")
+    """Directory where notebooks write figures, tidy data and metrics: ``UIPBENCH_FIGURES``, which the runner
+    (:mod:`uipbench.pipeline`) sets to the profile's directory (``figures/`` for the full profile); without it
+    (papermill directly) :data:`DIRECT_FIGURES`, so only a profile run replaces the committed figures."""
+    return _env_path("UIPBENCH_FIGURES", DIRECT_FIGURES)
 
 
 def build_dir() -> Path:

@@ -382,7 +382,7 @@ def run(
     out_dir = paths.build_dir() / profile
     # The notebooks (separate kernel processes) read these through uipbench.paths.
     if figures_dir is not None:
-        os.environ["UIPBENCH_FIGURES"] = str(_resolve(str(figures_dir), paths.figures_dir()))
+        os.environ["UIPBENCH_FIGURES"] = str(_resolve(str(figures_dir), paths.ROOT / "figures"))
     elif custom and not overwrite_figures and "UIPBENCH_FIGURES" not in os.environ:
         digest = hashlib.sha256(json.dumps(custom, sort_keys=True, default=str).encode()).hexdigest()[:10]
         out_dir = paths.build_dir() / "custom" / f"{profile}-{digest}"
@@ -393,7 +393,7 @@ def run(
             f"figures; --figures-dir DIR or --overwrite-figures to write elsewhere)",
             flush=True,
         )
-    os.environ.setdefault("UIPBENCH_FIGURES", str(_resolve(prof.get("figures_dir"), paths.figures_dir())))
+    os.environ.setdefault("UIPBENCH_FIGURES", str(_resolve(prof.get("figures_dir"), paths.ROOT / "figures")))
     os.environ.setdefault("UIPBENCH_RESULTS", str(_resolve(prof.get("results_dir"), paths.results_dir())))
     os.environ["UIPBENCH_PROFILE"] = profile
     executed = []
