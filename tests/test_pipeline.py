@@ -189,6 +189,6 @@ def test_ctrl_c_ends_with_the_runners_message_and_exit_code_130(tmp_path):
 def test_only_a_profile_run_writes_the_committed_figures(monkeypatch):
     """Papermill directly (no runner) writes to _build/direct/figures; the runner sets the profile's directory."""
     monkeypatch.delenv("UIPBENCH_FIGURES", raising=False)
-    assert paths.figures_dir() == paths.DIRECT_FIGURES and "figures" != paths.figures_dir().parent.name
+    assert paths.figures_dir() == paths.DIRECT_FIGURES != paths.ROOT / "figures"
     prof = pipeline.load_profiles()["full"]
     assert (paths.ROOT / prof["figures_dir"]).resolve() == (paths.ROOT / "figures").resolve()
