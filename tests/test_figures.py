@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from uipbench import figures
+from uipbench import figures, paths
 
 
 def test_figures_are_byte_stable(tmp_path, monkeypatch):
@@ -97,3 +97,16 @@ def test_exact_mode_rewrites(out, monkeypatch):
     figures.save_table(df * (1 + 1e-7), "t")
     assert path.read_text().splitlines()[1] == "1.0"  # rounded to 6 digits: the same text, written anew
     assert not figures.same_table("x\n1.0\n", "x\n1.01\n") and figures.same_table("x\n1.0\n", "x\n1.00001\n")
+
+
+def test_metrics_record_the_checksums_of_the_data_they_were_made_from(tmp_path, monkeypatch, data_dir):
+    from uipbench import datasets
+
+    monkeypatch.setenv("UIPBENCH_FIGURES", str(tmp_path))
+    datasets.load("mp-pbe-element-refs")
+    prov = figures.provenance()["data"]
+    pinned = {f.path: f.sha256 for f in datasets.get("mp-pbe-element-refs").files}
+    assert prov["mp-pbe-element-refs"] == pinned  # the verified, pinned sha256 of every file
+    datasets.load("gpaw-pbe-eos")  # project data: computed from the committed file
+    ((path, digest),) = figures.provenance()["data"]["gpaw-pbe-eos"].items()
+    assert digest == datasets.sha256sum(paths.PROJECT_DATA / path)

@@ -159,10 +159,28 @@ def fetch(name: str, data_dir: Path | None = None, download: bool = True) -> lis
     return [fetch_file(f, data_dir=data_dir, download=download) for f in ds.files]
 
 
+#: dataset name -> sha256 of its files, for every dataset this process loaded (the metrics' provenance)
+_LOADED: dict[str, dict[str, str]] = {}
+
+
+def loaded_provenance() -> dict[str, dict[str, str]]:
+    """The data checksums behind a chapter's numbers: per dataset loaded in this process, each file's sha256
+    (the pinned value for registered downloads, verified on fetch; computed for project-generated files)."""
+    return {k: dict(v) for k, v in sorted(_LOADED.items())}
+
+
+def _record_loaded(ds: Dataset, local: list[Path]) -> None:
+    sums = {}
+    for f, p in zip(ds.files, local, strict=True):
+        sums[f.path] = f.sha256 or sha256sum(Path(p))
+    _LOADED[ds.name] = sums
+
+
 def load(name: str, data_dir: Path | None = None, download: bool = True):
     """Fetch and parse dataset ``name`` with its registered parser."""
     ds = get(name)
     local = fetch(name, data_dir=data_dir, download=download)
+    _record_loaded(ds, local)
     if ds.parser is None:
         return local
     try:

@@ -130,7 +130,7 @@ _PROVENANCE_PACKAGES = ("torch", "chgnet", "sevenn", "mace-torch", "matgl", "ase
 
 def provenance() -> dict:
     """Where the numbers were made: CPU model and cores, GPU if any, profile, the complete parameters, the sha256 of
-    the model weights used, versions of the model packages.
+    the model weights and of the data files used, versions of the model packages.
 
     Deliberately no date or host name, so that a rerun on the same machine writes identical bytes.
     """
@@ -158,6 +158,7 @@ def provenance() -> dict:
             versions[pkg] = version(pkg)
         except PackageNotFoundError:
             pass
+    from .datasets import loaded_provenance
     from .models import weights_provenance
 
     parameters = os.environ.get("UIPBENCH_PARAMETERS")
@@ -173,6 +174,8 @@ def provenance() -> dict:
         "parameters_differ_from_profile": os.environ.get("UIPBENCH_PARAMETERS_CUSTOM") == "1",
         #: every weights file this process resolved: origin (pinned | user) and sha256
         "model_weights": weights_provenance(),
+        #: every dataset this process loaded: sha256 per file (pinned and verified, or computed for project data)
+        "data": loaded_provenance(),
         "packages": versions,
     }
 
