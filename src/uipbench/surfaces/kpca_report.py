@@ -30,9 +30,11 @@ def plot_kpca_map(
     explained=None,
     colorbar: bool = True,
     legend: bool = True,
+    label_all: bool = False,
 ):
     """One point per slab at (kPC1, kPC2), coloured by ``color_col`` (grey when missing), marker = lattice;
-    slabs of the ``highlight`` elements get a red edge and their element label at the group's centre."""
+    slabs of the ``highlight`` elements get a red edge and their element label at the group's centre; with
+    ``label_all`` every other element's cluster gets a small grey label at its median too."""
     import matplotlib.pyplot as plt
     from matplotlib.colors import Normalize
 
@@ -61,6 +63,10 @@ def plot_kpca_map(
                 alpha=0.9,
                 zorder=3 if is_hl else 2,
             )
+    if label_all:  # every element's cluster, small and grey (highlighted ones are labelled below, in red)
+        for el, g in table[~hl].groupby("element", sort=True):
+            ax.annotate(el, (g["kpc1"].median(), g["kpc2"].median()), fontsize=6, color="0.25", ha="center",
+                        va="center", zorder=4)  # fmt: skip
     offsets = [(5, 5), (5, -11), (-16, 5), (-16, -11), (8, 0), (-20, 0)]
     for k, el in enumerate(highlight):  # one label per element, at the median of its slabs
         s = table["element"] == el
@@ -96,12 +102,13 @@ def plot_kpca_map(
     return ax
 
 
-def fig2_kpca_map(analysis, highlight=(), vmax: float | None = None, title: str = "", figsize=(7.2, 5.6)):
-    """The map of one descriptor's analysis (one point per slab, colour |gamma error|)."""
+def fig2_kpca_map(analysis, highlight=(), vmax: float | None = None, title: str = "", figsize=(9.0, 7.0)):
+    """The map of one descriptor's analysis (one point per slab, colour |gamma error|), every element's cluster
+    labelled (the highlighted ones in red)."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=figsize)
-    _map(ax, analysis, highlight, vmax, title=title)
+    _map(ax, analysis, highlight, vmax, title=title, label_all=True)
     return fig
 
 
