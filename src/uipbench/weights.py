@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from .model_registry import ModelNotAvailableError, ModelSpec, get_spec
+from .paths import shown
 
 
 def _allow_download(allow: bool | None) -> bool:
@@ -410,10 +411,10 @@ def _mace_file(name: str, spec: ModelSpec, pin: PinnedFile, allow_download: bool
         return cached
     if not _allow_download(allow_download):
         raise ModelNotAvailableError(
-            f"{name}: weights file {cached.name} not found in the MACE cache {cached.parent} (downloads "
+            f"{name}: weights file {cached.name} not found in the MACE cache {shown(cached.parent)} (downloads "
             f"disabled: set UIPBENCH_ALLOW_DOWNLOAD=1 or allow_download=True to fetch it; it is verified against "
-            f"its pinned sha256 before it is moved into the cache). Supply it by downloading {url} to {cached} (the "
-            f"cache follows $XDG_CACHE_HOME), or pass model_path=<path to the .model file>."
+            f"its pinned sha256 before it is moved into the cache). Supply it by downloading {url} to "
+            f"{shown(cached)} (the cache follows $XDG_CACHE_HOME), or pass model_path=<path to the .model file>."
         )
     try:
         return _download_verified(url, cached, pin, name)
