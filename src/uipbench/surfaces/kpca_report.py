@@ -65,8 +65,8 @@ def plot_kpca_map(
             )
     if label_all:  # every element's cluster, small and grey (highlighted ones are labelled below, in red)
         for el, g in table[~hl].groupby("element", sort=True):
-            ax.annotate(el, (g["kpc1"].median(), g["kpc2"].median()), fontsize=6, color="0.25", ha="center",
-                        va="center", zorder=4)  # fmt: skip
+            ax.annotate(el, (g["kpc1"].median(), g["kpc2"].median()), fontsize=6.5, color="0.2", ha="left",
+                        va="bottom", xytext=(4, 3), textcoords="offset points", zorder=4)  # fmt: skip
     offsets = [(5, 5), (5, -11), (-16, 5), (-16, -11), (8, 0), (-20, 0)]
     for k, el in enumerate(highlight):  # one label per element, at the median of its slabs
         s = table["element"] == el
