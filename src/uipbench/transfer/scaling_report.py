@@ -69,6 +69,10 @@ def fig5(df: pd.DataFrame, fits: pd.DataFrame, targets: Sequence[str] = ("energy
         for c, t in enumerate(targets):
             ax = axes[r, c]
             means = size_means(df[df["functional"] == fn], t)
+            if not (np.isfinite(means["mean"]) & (means["mean"] > 0)).any():  # e.g. no covered test frame yet
+                ax.text(0.5, 0.5, f"no positive {t} MAE to draw", ha="center", va="center", transform=ax.transAxes)
+                ax.set_title(f"{TITLES.get(t, t)}, {fn} targets", fontsize=10)
+                continue
             _draw_methods(ax, means, fits[(fits["functional"] == fn) & (fits["target"] == t)])
             _draw_zero_shot(ax, means, zero_shot_at_zero(df[df["functional"] == fn], t), t, x0)
             ax.set_xscale("log")
