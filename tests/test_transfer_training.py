@@ -366,3 +366,19 @@ def test_composition_covered_split_holds_out_only_groups_the_training_data_deter
     only_compound = {g: comps[g] for g in ["Au-ref", "AuCu3-L1_2", "Al-ref", "AlCu-cesiumchloride"]}
     with pytest.raises(ValueError, match="composition-covered"):  # one held out, no second is determined by the rest
         group_split([f"{g}-0" for g in only_compound], list(only_compound), compositions=only_compound)
+
+
+def test_split_covers_the_test_groups_when_validation_cannot_be_covered_too():
+    from pymatgen.core import Composition
+
+    from uipbench.transfer.training_runs import chapter_split
+
+    groups = ["Ag-ref", "Mg2-ref", "AgMg-cesiumchloride", "Al-ref", "Li-ref"]  # the committed set, today
+    comps = {g: {str(e): x for e, x in Composition(g.split("-")[0]).fractional_composition.items()} for g in groups}
+    ids, fam = [f"{g}-0" for g in groups], list(groups)
+    with pytest.raises(ValueError, match="cover='all'"):
+        group_split(ids, fam, compositions=comps)  # only one of Ag, Mg2, AgMg can leave training
+    split = group_split(ids, fam, compositions=comps, cover="test")
+    (test,) = [i.rsplit("-", 1)[0] for i in split["test"]]
+    assert test in {"Ag-ref", "Mg2-ref", "AgMg-cesiumchloride"}  # determined by the other two
+    assert split["val"] and not set(split["val"]) & set(split["test"])

@@ -179,6 +179,7 @@ def group_split(
     seed: int = 0,
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
     compositions: Mapping[str, Mapping[str, float]] | None = None,
+    cover: str = "all",
 ) -> dict[str, list[str]]:
     """Seeded split of ``ids`` into train/val/test by group (8:1:1 of the groups by default).
 
@@ -189,7 +190,8 @@ def group_split(
     the training data determine. An element seen only in a held-out group, or only in one training compound with
     another otherwise unseen element (Au and Cu only in AuCu3), leaves that reference undetermined, and an energy
     error of eV/atom would measure that, not the model; in a small set of elemental solids and a few compounds it
-    would dominate every MAE. Returns ``{"train": ids, "val": ids, "test": ids}``, in the order of ``ids``.
+    would dominate every MAE. ``cover="test"`` requires it of the test groups only (the validation groups then
+    only pick the best epoch). Returns ``{"train": ids, "val": ids, "test": ids}``, in the order of ``ids``.
     """
     if len(ids) != len(groups):
         raise ValueError(f"{len(ids)} ids but {len(groups)} groups")
@@ -204,7 +206,7 @@ def group_split(
     n_test = max(1, int(round(fractions[2] * n)))
     if n - n_val - n_test < 1:
         raise ValueError(f"{n} groups leave no training group at fractions {fractions}")
-    held = _held_out(order, n_val, n_test, compositions)
+    held = _held_out(order, n_val, n_test, compositions, cover)
     which = {g: "train" for g in order} | {g: part for part, gs in held.items() for g in gs}
     out: dict[str, list[str]] = {k: [] for k in SPLITS}
     for i, g in zip(ids, groups, strict=True):
@@ -212,33 +214,35 @@ def group_split(
     return out
 
 
-def _held_out(order: list[str], n_val: int, n_test: int, compositions) -> dict[str, list[str]]:
+def _held_out(order: list[str], n_val: int, n_test: int, compositions, cover: str = "all") -> dict[str, list[str]]:
     if compositions is None:
         return {"test": order[len(order) - n_test :], "val": order[len(order) - n_test - n_val : len(order) - n_test]}
     elements = sorted({e for g in order for e in compositions[g]})
     vec = {g: np.array([float(compositions[g].get(e, 0.0)) for e in elements]) for g in order}
+
+    def determined(train: set, groups: list[str]) -> bool:
+        rows = np.array([vec[h] for h in order if h in train])
+        if not len(rows):
+            return False
+        r = np.linalg.matrix_rank(rows)
+        return all(np.linalg.matrix_rank(np.vstack([rows, vec[x]])) == r for x in groups)
+
     train = set(order)
     held: dict[str, list[str]] = {"test": [], "val": []}
     for g in reversed(order):  # the same end of the permutation as without ``compositions``
         part = "test" if len(held["test"]) < n_test else "val" if len(held["val"]) < n_val else None
         if part is None:
             break
-        rest = np.array([vec[h] for h in order if h in train and h != g])
-        if len(rest) and np.linalg.matrix_rank(np.vstack([rest, vec[g]])) == np.linalg.matrix_rank(rest):
+        # every held-out group must stay determined by what remains in training (val too, unless cover="test")
+        must = held["test"] if part == "val" and cover == "test" else [*held["test"], *held["val"], g]
+        if determined(train - {g}, must):
             held[part].append(g)
             train.discard(g)
-    # a later removal can only shrink the training span: re-check the earlier picks against the final one
-    final = np.array([vec[h] for h in order if h in train])
-    r = np.linalg.matrix_rank(final)
-    if (
-        not held["test"]
-        or not held["val"]
-        or any(np.linalg.matrix_rank(np.vstack([final, vec[g]])) > r for gs in held.values() for g in gs)
-    ):
+    if not held["test"] or not held["val"]:
         raise ValueError(
             f"{len(held['test'])} test and {len(held['val'])} val groups of {len(order)} have compositions that the "
-            "remaining training groups determine: no composition-covered split (add compounds and elemental "
-            "references, or pass compositions=None)"
+            f"remaining training groups determine (cover={cover!r}): no composition-covered split (add compounds and "
+            "elemental references, or pass compositions=None)"
         )
     return held
 

@@ -105,19 +105,27 @@ class Sweep:
 def chapter_split(data: TrainingSet, split_seed: int = 0, cover_elements: bool = True) -> tuple[dict, str, str]:
     """(split, rule, blocked) of the transfer chapters: the grouped 8:1:1 split, composition-covered with
     ``cover_elements`` (:func:`~uipbench.transfer.training_data.group_split`); when the data admit no such split
-    (a few elemental groups and no compounds) the plain grouped split and a ``rule`` that says why; with fewer
-    than three groups an empty split and the reason in ``blocked``, so a chapter renders the reason."""
+    (a few elemental groups and no compounds), test groups covered and validation groups not, else the plain
+    grouped split, with a ``rule`` that says which and why; with fewer than three groups an empty split and the
+    reason in ``blocked``, so a chapter renders the reason."""
     from .training_data import group_split
 
     comps = {g: {str(e): x for e, x in st.composition.fractional_composition.items()}
              for g, st in zip(data.groups, data.structures, strict=True)}  # fmt: skip
-    try:
-        split = group_split(data.ids, data.groups, seed=split_seed, compositions=comps if cover_elements else None)
-        return split, "composition-covered" if cover_elements else "grouped", ""
-    except ValueError as exc:
-        if not cover_elements or len(set(data.groups)) < 3:
+    if not cover_elements or len(set(data.groups)) < 3:
+        try:
+            return group_split(data.ids, data.groups, seed=split_seed), "grouped", ""
+        except ValueError as exc:
             return {"train": [], "val": [], "test": []}, "none", f"no split: {exc}"
-        rule = f"grouped (no composition-covered split: {exc}); held-out elements have no fitted AtomRef"
+    try:
+        return group_split(data.ids, data.groups, seed=split_seed, compositions=comps), "composition-covered", ""
+    except ValueError as exc:
+        first = exc
+    try:
+        split = group_split(data.ids, data.groups, seed=split_seed, compositions=comps, cover="test")
+        return split, f"composition-covered test groups, validation not covered ({first})", ""
+    except ValueError:
+        rule = f"grouped (no composition-covered split: {first}); held-out elements have no fitted AtomRef"
         return group_split(data.ids, data.groups, seed=split_seed), rule, ""
 
 
