@@ -371,8 +371,6 @@ def test_composition_covered_split_holds_out_only_groups_the_training_data_deter
 def test_split_covers_the_test_groups_when_validation_cannot_be_covered_too():
     from pymatgen.core import Composition
 
-    from uipbench.transfer.training_runs import chapter_split
-
     groups = ["Ag-ref", "Mg2-ref", "AgMg-cesiumchloride", "Al-ref", "Li-ref"]  # the committed set, today
     comps = {g: {str(e): x for e, x in Composition(g.split("-")[0]).fractional_composition.items()} for g in groups}
     ids, fam = [f"{g}-0" for g in groups], list(groups)
