@@ -68,7 +68,8 @@ def build_dir() -> Path:
 
 def shown(path) -> str:
     """``path`` as a page may print it: relative to the repository (``figures/x.csv``), to the data directory
-    (``$UIPBENCH_DATA/x``) or to the home directory (``~/x``), never the absolute path of the machine that ran."""
+    (``$UIPBENCH_DATA/x``) or to the home directory (``~/x``): the machine-specific prefixes are replaced, the
+    location stays readable (an error message must still say where a file goes)."""
     p = Path(path).expanduser().resolve()
     for base, label in ((ROOT, ""), (data_dir().resolve(), "$UIPBENCH_DATA/"), (Path.home().resolve(), "~/")):
         try:
@@ -76,4 +77,4 @@ def shown(path) -> str:
         except ValueError:
             continue
         return f"{label}{rel}" if label or str(rel) != "." else "."
-    return p.name if p.is_absolute() else str(p)
+    return str(p)  # elsewhere (a scratch directory): the full path, which the reader needs to find it
