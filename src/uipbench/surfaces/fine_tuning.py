@@ -272,7 +272,7 @@ def run_fine_tuning(refs, slabs, elements, config, store, arms=tuple(ARMS), n_fo
     """Data, facet folds and every arm's runs for ``elements`` (stored in ``store``, resumable; ``kw`` to
     :func:`~uipbench.transfer.training_runs.run_training_sweep`: backend, n_workers, progress, max_new). The
     zero-shot evaluations (seconds each) always run; ``max_new`` budgets only the trainings."""
-    from ..transfer.training_runs import run_training_sweep
+    from ..transfer.training_runs import read_records, run_training_sweep
 
     frames, sets = element_data(refs, slabs, elements, mp_refs)
     folds = {el: facet_folds(d.ids, d.groups, n_folds, split_seed, val_fraction) for el, d in sets.items()}
@@ -282,13 +282,7 @@ def run_fine_tuning(refs, slabs, elements, config, store, arms=tuple(ARMS), n_fo
     zero = [t for t in tasks if t.args.method.startswith("zero-shot")]
     run_training_sweep(zero, store, **kw)
     summary = run_training_sweep(tasks, store, max_new=budget, **kw)
-    records, failures = {}, {}
-    for t in tasks:
-        rec = store.get(t.key, with_array=False)
-        if rec is not None and rec.ok:
-            records[t.key] = rec.payload
-        else:
-            failures[t.key] = "not computed yet" if rec is None else str(rec.error)
+    records, failures = read_records(tasks, store)
     return FineTuning(frames, sets, folds, runs, summary, records, failures)
 
 
@@ -373,16 +367,10 @@ def run_costs(ft: FineTuning) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
-_MP: dict | None = None
-
-
 def _mp_refs() -> dict:
-    global _MP
-    if _MP is None:
-        from .. import datasets
+    from .protocols import _mp_refs as loaded  # one cached copy of the MP polymorphs for both modules
 
-        _MP = datasets.load("mp-pbe-element-refs")
-    return _MP
+    return loaded()
 
 
 def failure_summary(ft: FineTuning) -> dict:

@@ -47,7 +47,7 @@ from ..engine import RunSummary, Task
 from ..store import ResultStore
 from .training import TrainConfig
 from .training_data import TrainingSet
-from .training_runs import ZERO_SHOT, chapter_split, run_training_sweep, training_tasks
+from .training_runs import ZERO_SHOT, chapter_split, read_records, run_training_sweep, training_tasks
 
 #: methods of Fig. 5: the paper's transfer recipe, training from scratch, and the residual-AtomRef variant
 DEFAULT_METHODS = ("m4-atomref-refit", "m1-scratch", "m5-atomref-residual", "zero-shot-refit")
@@ -233,13 +233,7 @@ def run_scaling(sweep: ScalingSweep, store: ResultStore | None = None, **kw) -> 
     ``progress``, ... of :func:`~uipbench.engine.run_tasks`) and read every record back into ``sweep``."""
     store = store or ResultStore(paths.results_dir() / "training.sqlite")
     sweep.summary = run_training_sweep(sweep.tasks, store, **kw)
-    sweep.records, sweep.failures = {}, {}
-    for t in sweep.tasks:
-        rec = store.get(t.key, with_array=False)
-        if rec is not None and rec.ok:
-            sweep.records[t.key] = rec.payload
-        else:
-            sweep.failures[t.item] = "not computed yet" if rec is None else str(rec.error)
+    sweep.records, sweep.failures = read_records(sweep.tasks, store, failure_name=lambda t: t.item)
     return sweep
 
 

@@ -82,6 +82,20 @@ def training_tasks(
     return tasks
 
 
+def read_records(tasks: list[Task], store: ResultStore, name=lambda t: t.key, failure_name=None) -> tuple[dict, dict]:
+    """(finished payloads, reasons of the others: "not computed yet" or the stored error) of ``tasks``, keyed by
+    ``name(task)`` (``failure_name(task)`` for the failures, default the same)."""
+    failure_name = failure_name or name
+    records, failures = {}, {}
+    for t in tasks:
+        rec = store.get(t.key, with_array=False)
+        if rec is not None and rec.ok:
+            records[name(t)] = rec.payload
+        else:
+            failures[failure_name(t)] = "not computed yet" if rec is None else str(rec.error)
+    return records, failures
+
+
 def run_training_sweep(tasks: list[Task], store: ResultStore, **kw) -> RunSummary:
     """Run the tasks not yet in ``store`` (serially by default: each training is single-threaded)."""
     return run_tasks(run_training_task, tasks, store, desc=KIND, **kw)
@@ -160,14 +174,7 @@ def run_methods(
     tasks = [t for f in functionals
              for t in training_tasks(sets[f], split, config, methods, dataset=dataset, device=device)]  # fmt: skip
     summary = run_training_sweep(tasks, store, **kw)
-    records, failures = {}, {}
-    for t in tasks:
-        rec = store.get(t.key, with_array=False)
-        name = f"{t.args.data.functional}/{t.args.method}"
-        if rec is not None and rec.ok:
-            records[name] = rec.payload
-        else:
-            failures[name] = "not computed yet" if rec is None else str(rec.error)
+    records, failures = read_records(tasks, store, lambda t: f"{t.args.data.functional}/{t.args.method}")
     return Sweep(sets, split, tasks, summary, records, failures, rule)
 
 
